@@ -1,0 +1,79 @@
+"""All FORD extractors loaded together, and one pass over a set of face crops.
+
+Region tokens are not made here: they need the FPN adapter trained with a FaceX weight
+file, so they come from ford.region_features with that adapter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..faces.crops import FaceCrops
+from ..models.locate import ModelRoots, locate_roles
+from .clip_vision import ClipVisionEncoder
+from .gaze import GazeExtractor
+from .identity import IdentityEncoder, IdentityFeatures
+from .motion import Motion3DMM, MotionExtractor
+from .parsing import FaceParser
+from .regions import region_masks
+
+
+EXTRACTOR_ROLES = ("recognition", "parsing", "recon3d", "gaze", "clip_vision")
+
+
+@dataclass(frozen=True)
+class FordOutputs:
+    identity: IdentityFeatures
+    parsing: torch.Tensor  # [N, S, S] parser labels
+    masks: torch.Tensor  # [N, R, S, S] FaceX region masks
+    motion: Motion3DMM
+    gaze: torch.Tensor  # [N, 2] yaw, pitch in radians
+
+
+@dataclass
+class FordExtractors:
+    identity: IdentityEncoder
+    parser: FaceParser
+    motion: MotionExtractor
+    gaze: GazeExtractor
+    clip: ClipVisionEncoder
+
+    @classmethod
+    def from_roots(cls, roots: ModelRoots, device: torch.device | str = "cpu") -> "FordExtractors":
+        """Find each extractor's file through the manifest and load it."""
+        files = locate_roles(EXTRACTOR_ROLES, roots)
+        return cls(
+            identity=IdentityEncoder(files["recognition"], device),
+            parser=FaceParser.from_file(files["parsing"], device),
+            motion=MotionExtractor.from_file(files["recon3d"], device),
+            gaze=GazeExtractor.from_file(files["gaze"], device),
+            clip=ClipVisionEncoder.from_path(files["clip_vision"], device),
+        )
+
+    def run(self, faces: FaceCrops) -> FordOutputs:
+        parsing = self.parser.parse(faces)
+        return FordOutputs(
+            identity=self.identity.encode(faces),
+            parsing=parsing,
+            masks=region_masks(parsing),
+            motion=self.motion.extract(faces),
+            gaze=self.gaze.extract(faces),
+        )
+
+
+def ford_tensors(faces: FaceCrops, outputs: FordOutputs) -> dict[str, torch.Tensor]:
+    """Flat name -> tensor view of one FORD pass, as written by `python -m facex_core extract`."""
+    tensors = {
+        "crops": faces.crops,
+        "matrices": faces.matrices,
+        "kps": faces.kps,
+        "image_index": faces.image_index,
+        "identity_tokens": outputs.identity.tokens,
+        "identity_embedding": outputs.identity.embedding,
+        "parsing": outputs.parsing,
+        "gaze": outputs.gaze,
+    }
+    tensors |= {f"3dmm_{name}": getattr(outputs.motion, name) for name in outputs.motion.__dataclass_fields__}
+    return {name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()}
