@@ -1,0 +1,130 @@
+"""Shared fixtures: the annotated faces in ../shared/faces and random-weight model files in
+the published layouts (facex_core.testing)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from facex_core.faces.detect import DetectedFace, FaceDetector
+from facex_core.images import read_image_file
+from facex_core.testing import checkpoints, onnx_models
+
+FACES_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "faces"
+
+
+@dataclass(frozen=True)
+class AnnotatedImage:
+    name: str  # path relative to FACES_DIR
+    entry: dict
+
+    @property
+    def path(self) -> Path:
+        return FACES_DIR / self.name
+
+    @property
+    def faces(self) -> list[dict]:
+        return self.entry.get("faces") or []
+
+    def detections(self, quality: tuple[str, ...] = ("good", "approximate", "poor")) -> list[DetectedFace]:
+        """The annotated faces as detector output (dlib box, 5 points), left to right."""
+        return [
+            DetectedFace(box=np.array(f["bbox"], float), kps=np.array(f["landmarks_5"], float), score=1.0)
+            for f in self.faces
+            if f["landmarks_quality"] in quality
+        ]
+
+
+def _annotations() -> dict:
+    path = FACES_DIR / "annotations.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"The test faces are missing: {path} (../shared/faces beside the checkout).")
+    return json.loads(path.read_text())["images"]
+
+
+ANNOTATIONS = _annotations()
+
+
+def annotated(name: str) -> AnnotatedImage:
+    return AnnotatedImage(name, ANNOTATIONS[name])
+
+
+def decodable_with_good_faces() -> list[AnnotatedImage]:
+    """Every image (bad/ ones included when they decode) with at least one 'good' face."""
+    return [
+        AnnotatedImage(name, entry)
+        for name, entry in ANNOTATIONS.items()
+        if entry.get("faces") and any(f["landmarks_quality"] == "good" for f in entry["faces"])
+    ]
+
+
+def planted_detector_file(path: Path, images: list[AnnotatedImage]) -> Path:
+    """A SCRFD-layout ONNX file that 'detects' the annotated faces of images of one size."""
+    height, width = images[0].entry["height"], images[0].entry["width"]
+    scale = onnx_models.letterbox_scale(height, width)
+    planted = [
+        onnx_models.PlantedFace(np.array(f["bbox"], float) * scale, np.array(f["landmarks_5"], float) * scale)
+        for image in images
+        for f in image.faces
+    ]
+    onnx.save(onnx_models.scrfd_planted(planted), str(path))
+    return path
+
+
+@pytest.fixture
+def planted_detector(tmp_path):
+    """Factory: a FaceDetector that finds the annotated faces of the named image."""
+
+    def make(*names: str) -> FaceDetector:
+        file = planted_detector_file(tmp_path / "det_10g.onnx", [annotated(name) for name in names])
+        return FaceDetector(file, device="cpu")
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def empty_detector_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("det") / "scrfd_10g_bnkps.onnx"
+    onnx.save(onnx_models.scrfd_empty(), str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def arcface_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("arcface") / "w600k_r50.onnx"
+    onnx.save(onnx_models.arcface(**onnx_models.TINY_ARCFACE), str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory, arcface_file) -> Path:
+    """A ComfyUI models folder holding every extractor in its published layout (random weights)."""
+    root = tmp_path_factory.mktemp("models")
+    pack = root / "insightface" / "models" / "buffalo_l"
+    pack.mkdir(parents=True)
+    (pack / "w600k_r50.onnx").write_bytes(arcface_file.read_bytes())
+    onnx.save(onnx_models.scrfd_empty(), str(pack / "det_10g.onnx"))
+    extractors = root / "facex_extractors"
+    extractors.mkdir()
+    checkpoints.write_bisenet(extractors / "79999_iter.pth")
+    checkpoints.write_deep3d(extractors / "epoch_20.pth")
+    checkpoints.write_l2cs(extractors / "L2CSNet_gaze360.pkl")
+    (root / "clip_vision").mkdir()
+    checkpoints.write_clip(root / "clip_vision" / "clip-vit-large-patch14.safetensors")
+    return root
+
+
+def image_tensor(name: str) -> torch.Tensor:
+    """[1, H, W, 3] float batch of an annotated image."""
+    return torch.from_numpy(read_image_file(FACES_DIR / name)).float()[None] / 255.0
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float(((a - b) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
