@@ -44,7 +44,8 @@ def explain_import_error(module: str, error: BaseException, numpy_version: str) 
                        f"{package} was built for another NumPy than the installed {numpy_version} ({text}). "
                        f"Reinstall it for this NumPy: pip install --force-reinstall --no-cache-dir {package}; "
                        "if no build for NumPy 2 exists, pip install \"numpy<2\".")
-    if isinstance(error, ModuleNotFoundError) and package == "insightface":
+    missing = getattr(error, "name", None) or ""
+    if isinstance(error, ModuleNotFoundError) and missing.split(".")[0] == "insightface":
         return Finding(f"import {module}", "fail",
                        "insightface is not installed. pip install insightface; if it fails to build "
                        "(it compiles C++), install a C++ compiler or use a prebuilt wheel for your Python version.")
@@ -88,16 +89,17 @@ def check_layout(roots: ModelRoots) -> list[Finding]:
     for root in roots.get(INSIGHTFACE, ()):
         for pack in INSIGHTFACE_PACKS:
             proper = Path(root, "models", pack)
-            misplaced = {
+            wrong_places = {
                 Path(root, "models", pack, pack): "unzipped one folder too deep",
                 Path(root, pack): "missing the 'models' folder level",
             }
-            for folder, why in misplaced.items():
-                if list(folder.glob("*.onnx")):
-                    findings.append(Finding(f"{pack} folder", "fail",
-                                            f"The {pack} files are in {folder} ({why}); move the .onnx files to {proper}."))
+            misplaced = [(folder, why) for folder, why in wrong_places.items() if list(folder.glob("*.onnx"))]
+            findings += [
+                Finding(f"{pack} folder", "fail", f"The {pack} files are in {folder} ({why}); move the .onnx files to {proper}.")
+                for folder, why in misplaced
+            ]
             archives = [Path(root, "models", f"{pack}.zip"), Path(root, f"{pack}.zip")]
-            if any(a.is_file() for a in archives) and not list(proper.glob("*.onnx")):
+            if not misplaced and any(a.is_file() for a in archives) and not list(proper.glob("*.onnx")):
                 findings.append(Finding(f"{pack} folder", "warn",
                                         f"{pack}.zip is present but not unzipped; extract its .onnx files into {proper}."))
     return findings or [Finding("insightface folder layout", "ok", "no misplaced packs")]
