@@ -8,7 +8,7 @@ import torch
 from conftest import annotated, image_tensor
 from facex_core.errors import BatchSizeError
 from facex_core.faces.crops import align_faces
-from facex_core.faces.paste import feather_mask, match_colors, paste_back
+from facex_core.faces.paste import face_coverage, feather_mask, match_colors, paste_back
 
 NAME = "portraits/ai_glasses_man.png"
 
@@ -78,3 +78,23 @@ def test_mismatched_inputs_are_named(scene, case, words):
         faces = replace(faces, image_index=torch.tensor([2]))
     with pytest.raises(BatchSizeError, match=words):
         paste_back(image, faces, crops)
+
+
+def test_face_coverage_is_where_paste_back_writes(scene):
+    image, faces = scene
+    coverage = face_coverage(faces, 1)
+    changed = (paste_back(image, faces, torch.zeros_like(faces.crops)) != image).any(-1)
+    assert coverage.shape == (1, 350, 350)
+    assert not bool((changed[0] & (coverage[0] == 0)).any())
+    assert float(changed[0][coverage[0] == 1].float().mean()) > 0.99
+    assert float(coverage.max()) == 1.0 and float(coverage[0, 0, 0]) == 0.0
+
+
+def test_one_mask_serves_every_face_and_a_wrong_count_is_named():
+    name = "multi/real_obama_biden_oval_office.jpg"
+    image = image_tensor(name)
+    faces = align_faces(image, [annotated(name).detections()], 256)
+    nothing = torch.zeros(1, 256, 256)
+    assert torch.equal(paste_back(image, faces, torch.zeros_like(faces.crops), masks=nothing), image)
+    with pytest.raises(BatchSizeError, match="3 masks were given for 2 faces"):
+        paste_back(image, faces, masks=torch.ones(3, 256, 256))

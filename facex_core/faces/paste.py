@@ -78,18 +78,33 @@ def paste_back(
         crops = torch.nn.functional.interpolate(
             crops.permute(0, 3, 1, 2), size=faces.crops.shape[1:3], mode="bicubic", antialias=True
         ).permute(0, 2, 3, 1).clamp(0, 1)
+    if masks is not None and masks.shape[0] not in (1, len(faces)):
+        raise BatchSizeError(f"{masks.shape[0]} masks were given for {len(faces)} faces; give one mask, or one per face.")
     out = images.clone()
-    height, width = faces.image_hw
     border = feather_mask(faces.size, feather, images.device)
-    inverse = faces.inverse_matrices
     for i in range(len(faces)):
-        mask = border if masks is None else border * masks[i].to(border)
+        mask = border if masks is None else border * masks[i % masks.shape[0]].to(border)
         crop = crops[i]
         if color_match:
             crop = match_colors(crop, faces.crops[i], mask)
         target = int(faces.image_index[i])
-        back = warp_image(crop.permute(2, 0, 1), inverse[i], (height, width), padding="zeros")
-        alpha = warp_image(mask[None], inverse[i], (height, width), mode="bilinear", padding="zeros")
-        alpha = alpha.clamp(0, 1).permute(1, 2, 0)
+        back = warp_image(crop.permute(2, 0, 1), faces.inverse_matrices[i], faces.image_hw, padding="zeros")
+        alpha = _to_image(mask, faces, i)[..., None]
         out[target] = out[target] * (1 - alpha) + back.permute(1, 2, 0).clamp(0, 1) * alpha
     return out
+
+
+def _to_image(mask: torch.Tensor, faces: FaceCrops, index: int) -> torch.Tensor:
+    """A crop-space [S, S] mask of face `index` warped to its image, [H, W] in 0..1."""
+    inverse = faces.inverse_matrices[index]
+    return warp_image(mask[None], inverse, faces.image_hw, mode="bilinear", padding="zeros")[0].clamp(0, 1)
+
+
+def face_coverage(faces: FaceCrops, batch_size: int, feather: float = 0.1) -> torch.Tensor:
+    """[B, H, W] mask of where paste-back writes in each image (the union over its faces)."""
+    coverage = faces.crops.new_zeros(batch_size, *faces.image_hw)
+    border = feather_mask(faces.size, feather, faces.crops.device)
+    for i in range(len(faces)):
+        target = int(faces.image_index[i])
+        coverage[target] = torch.maximum(coverage[target], _to_image(border, faces, i))
+    return coverage

@@ -1,0 +1,11 @@
+"""ComfyUI adapters for facex_core: each module holds the nodes of one FaceX stage and
+only converts between ComfyUI types and facex_core calls."""
+
+from __future__ import annotations
+
+from . import doctor, faces
+from .paths import register_model_folders
+
+register_model_folders()
+
+NODE_CLASSES = [*faces.NODES, *doctor.NODES]

@@ -1,0 +1,17 @@
+"""Module-level model cache: V3 nodes hold no state, and heavy models must load once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import TypeVar
+
+T = TypeVar("T")
+_MODELS: dict[Hashable, object] = {}
+
+
+def cached(key: Hashable, load: Callable[[], T]) -> T:
+    """The object stored under `key`, loading it on first use. Keys include the file's
+    modification time, so a replaced file is loaded again."""
+    if key not in _MODELS:
+        _MODELS[key] = load()
+    return _MODELS[key]  # type: ignore[return-value]

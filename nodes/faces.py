@@ -1,0 +1,104 @@
+"""Face Detect and Align, and Paste Back: the ends of every FaceX graph."""
+
+from __future__ import annotations
+
+import torch
+from comfy_api.latest import io
+
+from facex_core.faces.align import CROP_SIZES
+from facex_core.faces.crops import align_faces
+from facex_core.faces.detect import FACE_CHOICES, FaceDetector, choose_faces
+from facex_core.faces.paste import face_coverage, paste_back
+from facex_core.images import to_image_batch, to_uint8
+
+from .cache import cached
+from .loop import frames
+from .paths import resolve, role_choices
+from .types import FaceXFaces
+
+CATEGORY = "FaceX"
+
+
+def _detector(choice: str, threshold: float) -> FaceDetector:
+    path = resolve("detection", choice)
+    stamp = path.stat().st_mtime if path.is_file() else None
+    return cached(("detector", str(path), stamp, threshold), lambda: FaceDetector(path, device="cpu", threshold=threshold))
+
+
+class FaceXDetectAlign(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="FaceXDetectAlign",
+            display_name="FaceX Face Detect and Align",
+            category=CATEGORY,
+            description="Finds faces with insightface's SCRFD and cuts each into an FFHQ-aligned square crop, "
+                        "remembering where it came from so the edit can be pasted back. Works on every frame of a batch.",
+            inputs=[
+                io.Image.Input("image", tooltip="Image or video frames to find faces in."),
+                io.Combo.Input("detector", options=role_choices("detection"),
+                               tooltip="SCRFD file of an insightface pack under models/insightface/models/."),
+                io.Combo.Input("face", options=list(FACE_CHOICES), default="largest",
+                               tooltip="Which faces to take from each frame: the largest, one by index, or all."),
+                io.Int.Input("index", default=0, min=0, max=63,
+                             tooltip="With face = index: which face, counted left to right from 0."),
+                io.Combo.Input("size", options=[str(s) for s in CROP_SIZES], default="512",
+                               tooltip="Crop resolution: 256 for SD1.5 FaceX weights, 512 or 768 for SD2.x."),
+                io.Int.Input("min_face_size", default=32, min=8, max=1024,
+                             tooltip="Faces whose box is smaller than this many pixels are refused with an error."),
+                io.Float.Input("threshold", default=0.5, min=0.05, max=0.99, step=0.01,
+                               tooltip="Detector confidence needed to count as a face; lower it for hard images."),
+            ],
+            outputs=[
+                FaceXFaces.Output(display_name="faces", tooltip="The aligned faces with their transforms."),
+                io.Image.Output(display_name="crops", tooltip="The aligned crops, one per face."),
+                io.Mask.Output(display_name="face_area", tooltip="Where paste-back will write, per frame."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, image, detector, face, index, size, min_face_size, threshold) -> io.NodeOutput:
+        images = to_image_batch(image)
+        model = _detector(detector, threshold)
+        pixels = to_uint8(images)
+        chosen = [
+            choose_faces(model.detect(pixels[i], i), face, index, min_face_size, i)
+            for i in frames(range(images.shape[0]), images.shape[0])
+        ]
+        faces = align_faces(images, chosen, int(size))
+        return io.NodeOutput(faces, faces.crops, face_coverage(faces, images.shape[0]))
+
+
+class FaceXPasteBack(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="FaceXPasteBack",
+            display_name="FaceX Paste Back",
+            category=CATEGORY,
+            description="Warps edited face crops back into the frames they were cut from, with a feathered edge "
+                        "and optional colour matching to the original face.",
+            inputs=[
+                io.Image.Input("crops", tooltip="Edited crops, one per face (any square size)."),
+                FaceXFaces.Input("faces", tooltip="The faces from FaceX Face Detect and Align."),
+                io.Image.Input("image", tooltip="The frames the faces were found in."),
+                io.Float.Input("feather", default=0.1, min=0.0, max=0.5, step=0.01,
+                               tooltip="Width of the soft edge, as a fraction of the crop size."),
+                io.Boolean.Input("color_match", default=False,
+                                 tooltip="Match the edited face's colours to the original crop before pasting."),
+                io.Mask.Input("mask", optional=True,
+                              tooltip="Optional crop-space mask limiting what is pasted (e.g. a face parsing mask)."),
+            ],
+            outputs=[io.Image.Output(display_name="image")],
+        )
+
+    @classmethod
+    def execute(cls, crops, faces, image, feather, color_match, mask=None) -> io.NodeOutput:
+        images = to_image_batch(image, "image")
+        edited = to_image_batch(crops, "crops")
+        masks = None if mask is None else torch.nn.functional.interpolate(
+            mask.reshape(-1, 1, *mask.shape[-2:]).float(), size=(faces.size, faces.size), mode="bilinear")[:, 0]
+        return io.NodeOutput(paste_back(images, faces, edited, feather, color_match, masks))
+
+
+NODES = [FaceXDetectAlign, FaceXPasteBack]

@@ -1,0 +1,55 @@
+"""FaceX's model folders in ComfyUI's folder_paths, and the file choices offered in nodes.
+
+Registering the folders lets extra_model_paths.yaml point them elsewhere, exactly like
+checkpoints or loras. A combo lists the files found for a role and, when none is found,
+the manifest's file names, so a graph still validates and the node then says where the
+missing file goes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import folder_paths
+
+from facex_core.models.manifest import CLIP_VISION, EXTRACTORS, INSIGHTFACE, entries_for_role
+
+FACEX_WEIGHTS = "facex"
+EXTENSIONS = {
+    INSIGHTFACE: {".onnx"},
+    EXTRACTORS: {".pth", ".pkl", ".pt", ".safetensors"},
+    FACEX_WEIGHTS: {".safetensors"},
+}
+
+
+def register_model_folders() -> None:
+    """Add FaceX's folders under ComfyUI/models unless another pack already did."""
+    for key, extensions in EXTENSIONS.items():
+        if key in folder_paths.folder_names_and_paths:
+            folder_paths.folder_names_and_paths[key][1].update(extensions)
+        else:
+            folder_paths.folder_names_and_paths[key] = ([os.path.join(folder_paths.models_dir, key)], set(extensions))
+
+
+def model_roots() -> dict[str, list[Path]]:
+    """facex_core search roots from folder_paths."""
+    keys = (INSIGHTFACE, EXTRACTORS, CLIP_VISION, FACEX_WEIGHTS)
+    return {key: [Path(p) for p in folder_paths.get_folder_paths(key)] for key in keys}
+
+
+def role_choices(role: str) -> list[str]:
+    """Files for `role` as paths relative to their folder, present ones first."""
+    entries = entries_for_role(role)
+    known = {entry.filename for entry in entries}
+    folder = entries[0].folder_key
+    present = [name for name in folder_paths.get_filename_list(folder) if Path(name).name in known]
+    defaults = ["/".join(p for p in (entry.subfolder, entry.filename) if p) for entry in entries]
+    return list(dict.fromkeys(present + defaults))
+
+
+def resolve(role: str, choice: str) -> Path:
+    """The full path of a combo choice (it may not exist; the loader then says what to do)."""
+    folder = entries_for_role(role)[0].folder_key
+    found = folder_paths.get_full_path(folder, choice)
+    return Path(found) if found else Path(folder_paths.get_folder_paths(folder)[0], choice)
