@@ -121,3 +121,19 @@ def test_encode_regions_gives_one_token_per_region(clip_file, faces):
     regions = encode_regions(encoder, adapter, faces.crops, region_masks(labels), LAYERS)
     assert regions.tokens.shape == (1, len(REGIONS), 32)
     assert regions.present[0].tolist() == [name in ("skin", "background") for name in REGIONS]
+
+
+def test_a_downloaded_full_clip_folder_gives_its_vision_tower(tmp_path, faces):
+    """openai/clip-vit-large-patch14 as downloaded is the whole CLIPModel (text included)."""
+    from transformers import CLIPConfig, CLIPModel
+
+    from facex_core.testing.checkpoints import TINY_CLIP_VISION
+
+    text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
+    model = CLIPModel(CLIPConfig(text_config=text, vision_config=TINY_CLIP_VISION, projection_dim=32))
+    model.save_pretrained(tmp_path / "clip-vit-large-patch14")
+    encoder = ClipVisionEncoder.from_path(tmp_path / "clip-vit-large-patch14")
+    with torch.no_grad():
+        grid = encoder.patch_grids(faces.crops, (1,))[0]
+        reference = model.vision_model(pixel_values=encoder.preprocess(faces.crops), output_hidden_states=True).hidden_states[1]
+    assert torch.allclose(grid.flatten(2).transpose(1, 2), reference[:, 1:], atol=1e-5)

@@ -98,3 +98,12 @@ def test_missing_detector_names_the_path_and_the_download(tmp_path):
         FaceDetector(tmp_path / "det_10g.onnx", device="cpu")
     assert str(tmp_path / "det_10g.onnx") in str(caught.value)
     assert "python -m facex_core.models download buffalo_l/det_10g" in str(caught.value)
+
+
+def test_all_faces_skips_small_ones_and_fails_only_when_none_is_left(planted_detector):
+    found = planted_detector(GROUP).detect(read_image_file(annotated(GROUP).path))
+    sizes = sorted(face.size for face in found)
+    kept = choose_faces(found, "all", min_size=sizes[-1] - 1)
+    assert len(kept) == sum(size >= sizes[-1] - 1 for size in sizes) < len(found)
+    with pytest.raises(FaceTooSmallError, match="below the minimum of 500 px"):
+        choose_faces(found, "all", min_size=500)

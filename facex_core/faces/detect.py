@@ -104,7 +104,8 @@ def choose_faces(
     min_size: float = 32.0,
     image_index: int = 0,
 ) -> list[DetectedFace]:
-    """Pick faces from one image: the largest, one by index (left to right), or all."""
+    """Pick faces from one image: the largest, one by index (left to right), or all that
+    reach `min_size` (a chosen face below it is an error, as is 'all' with none left)."""
     if choice not in FACE_CHOICES:
         raise ValueError(f"face choice must be one of {FACE_CHOICES}, not {choice!r}")
     if not faces:
@@ -113,22 +114,28 @@ def choose_faces(
             "visible, or lower the detection threshold."
         )
     ordered = sorted(faces, key=lambda face: face.box[0])
+    if choice == "all":
+        usable = [face for face in ordered if face.size >= min_size]
+        if not usable:
+            raise _too_small(max(ordered, key=lambda face: face.size), min_size, image_index)
+        return usable
     if choice == "largest":
-        chosen = [max(faces, key=lambda face: face.area)]
-    elif choice == "index":
+        chosen = max(faces, key=lambda face: face.area)
+    else:
         if not -len(ordered) <= index < len(ordered):
             raise FaceIndexError(
                 f"Image {image_index}: face index {index} was asked for, but {len(ordered)} "
                 f"face(s) were found (indices 0..{len(ordered) - 1}, counted left to right)."
             )
-        chosen = [ordered[index]]
-    else:
-        chosen = ordered
-    for face in chosen:
-        if face.size < min_size:
-            raise FaceTooSmallError(
-                f"Image {image_index}: the face at x={face.box[0]:.0f}, y={face.box[1]:.0f} is "
-                f"{face.size:.0f} px, below the minimum of {min_size:.0f} px. Use a larger or "
-                "closer image, or lower the minimum face size."
-            )
-    return chosen
+        chosen = ordered[index]
+    if chosen.size < min_size:
+        raise _too_small(chosen, min_size, image_index)
+    return [chosen]
+
+
+def _too_small(face: DetectedFace, min_size: float, image_index: int) -> FaceTooSmallError:
+    return FaceTooSmallError(
+        f"Image {image_index}: the face at x={face.box[0]:.0f}, y={face.box[1]:.0f} is "
+        f"{face.size:.0f} px, below the minimum of {min_size:.0f} px. Use a larger or "
+        "closer image, or lower the minimum face size."
+    )
