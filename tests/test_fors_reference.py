@@ -1,0 +1,110 @@
+"""The Region Assembler on real faces, with region masks drawn from the annotated 68 points."""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import annotated, image_tensor
+from facex_core.faces.crops import align_faces
+from facex_core.ford.regions import BISENET_LABELS, region_masks, union_mask
+from facex_core.fors.reference import BLANK, FaceImages, compose_reference, dilate, erode, grayscale
+from facex_core.fors.tasks import HEAD_PARTS, task_row
+
+SOURCE = "portraits/real_obama_official_portrait.jpg"
+TARGET = "portraits/real_astronaut_collins.png"
+SIZE = 256
+LABEL = {name: index for index, name in enumerate(BISENET_LABELS)}
+
+
+def landmark_labels(points: np.ndarray, size: int) -> np.ndarray:
+    """A parsing label map drawn from 68 landmarks in crop pixels: hair above the forehead,
+    skin inside jaw and brows, then brows, eyes, nose and lips on top."""
+    labels = np.zeros((size, size), np.uint8)
+    p = np.round(points).astype(np.int32)
+    jaw, brows = p[0:17], p[17:27]
+    face_height = int(p[8, 1] - p[19, 1])
+    forehead = brows - [0, face_height // 3]
+    hair = np.concatenate([forehead - [0, face_height // 3], forehead[::-1]])
+    cv2.fillPoly(labels, [cv2.convexHull(hair)], LABEL["hair"])
+    cv2.fillPoly(labels, [cv2.convexHull(np.concatenate([jaw, forehead]))], LABEL["skin"])
+    for name, part in (("l_brow", p[17:22]), ("r_brow", p[22:27])):
+        cv2.polylines(labels, [part], False, LABEL[name], thickness=4)
+    for name, part in (("l_eye", p[36:42]), ("r_eye", p[42:48]), ("nose", cv2.convexHull(p[27:36])), ("u_lip", p[48:60])):
+        cv2.fillPoly(labels, [part], LABEL[name])
+    return labels
+
+
+def faces_of(name: str) -> FaceImages:
+    image = annotated(name)
+    crops = align_faces(image_tensor(name), [image.detections()], SIZE)
+    landmarks = torch.tensor(image.faces[0]["landmarks_68"], dtype=torch.float32)
+    points = (landmarks @ crops.matrices[0, :, :2].T + crops.matrices[0, :, 2]).numpy()
+    labels = torch.from_numpy(landmark_labels(points, SIZE)).long()[None]
+    return FaceImages(crops.crops, region_masks(labels))
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return faces_of(SOURCE), faces_of(TARGET)
+
+
+def test_head_swap_is_grayscale_inside_the_source_head_and_the_target_outside(pair):
+    source, target = pair
+    row = task_row("head_swap")
+    reference, fusion = compose_reference(row, source=source, target=target)
+    radius = round(0.04 * SIZE)
+    head = union_mask(source.masks, HEAD_PARTS)
+    core = erode(head, radius)[0] > 0
+    area = dilate(torch.maximum(head, union_mask(target.masks, HEAD_PARTS)), radius)[0] > 0
+    assert core.sum() > 1000 and (~area).sum() > 1000
+    inside = reference[0][core]
+    assert torch.allclose(inside[:, 0], inside[:, 1]) and torch.allclose(inside[:, 1], inside[:, 2])
+    assert torch.allclose(inside, grayscale(source.crops)[0][core])
+    assert torch.equal(reference[0][~area], target.crops[0][~area])
+    assert torch.equal(fusion[0] > 0, area)
+    band = area & ~core
+    assert torch.all(reference[0][band] == BLANK)
+
+
+def test_face_swap_keeps_the_target_hair_and_background(pair):
+    source, target = pair
+    reference, fusion = compose_reference(task_row("face_swap"), source=source, target=target)
+    kept = fusion[0] == 0
+    hair = union_mask(target.masks, ["hair"])[0] > 0
+    background = union_mask(target.masks, ["background"])[0] > 0
+    assert (hair & kept).sum() > 500 and (background & kept).sum() > 5000
+    assert torch.equal(reference[0][kept], target.crops[0][kept])
+    eyes = erode(union_mask(source.masks, ["eyes"]), 1)[0] > 0
+    assert torch.allclose(reference[0][eyes & (fusion[0] > 0)], source.crops[0][eyes & (fusion[0] > 0)], atol=1e-6)
+
+
+def test_whole_image_references_and_the_inpainting_hole(pair):
+    source, target = pair
+    reference, fusion = compose_reference(task_row("reenactment"), source=source, target=target)
+    assert torch.equal(reference, source.crops) and bool((fusion == 1).all())
+    hole = torch.zeros(1, SIZE, SIZE)
+    hole[:, 100:150, 80:170] = 1
+    reference, fusion = compose_reference(task_row("inpainting"), target=target, hole=hole)
+    assert torch.all(reference[0, 100:150, 80:170] == BLANK)
+    assert torch.equal(reference[0, :100], target.crops[0, :100]) and torch.equal(fusion, hole)
+    with pytest.raises(ValueError, match="needs a hole mask"):
+        compose_reference(task_row("inpainting"), target=target)
+
+
+def test_attribute_editing_replaces_only_the_chosen_regions(pair):
+    source, target = pair
+    row = task_row("attribute_editing").with_regions(["hair"], "reference")
+    reference, fusion = compose_reference(row, target=target, reference=source)
+    hair = dilate(torch.maximum(union_mask(source.masks, ["hair"]), union_mask(target.masks, ["hair"])), 10)[0] > 0
+    assert torch.equal(fusion[0] > 0, hair)
+    assert torch.equal(reference[0][~hair], target.crops[0][~hair])
+    with pytest.raises(ValueError, match="needs the reference face"):
+        compose_reference(row, target=target)
+
+
+def test_one_source_is_composed_onto_every_target_frame(pair):
+    source, target = pair
+    frames = FaceImages(target.crops.expand(3, -1, -1, -1), target.masks.expand(3, -1, -1, -1))
+    reference, fusion = compose_reference(task_row("face_swap"), source=source, target=frames)
+    assert reference.shape == (3, SIZE, SIZE, 3) and torch.equal(reference[0], reference[2])
