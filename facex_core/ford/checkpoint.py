@@ -54,7 +54,11 @@ def strip_prefix(state: StateDict, prefix: str) -> StateDict:
     return state
 
 
-def load_strict(module: nn.Module, state: StateDict, path: str | Path, what: str) -> nn.Module:
+PUBLISHED_FILE_HINT = "Use the published file listed by `python -m facex_core.models check`."
+
+
+def load_strict(module: nn.Module, state: StateDict, path: str | Path, what: str,
+                hint: str = PUBLISHED_FILE_HINT) -> nn.Module:
     """Load `state` into `module` after checking that keys and shapes match exactly.
 
     BatchNorm's num_batches_tracked counters are optional (older PyTorch did not save them).
@@ -75,8 +79,7 @@ def load_strict(module: nn.Module, state: StateDict, path: str | Path, what: str
             problems.append(f"{label}: {', '.join(keys[:_SHOWN_KEYS])}{more}")
     if problems:
         raise ModelFileError(
-            f"The {what} file {path} does not match the network: " + "; ".join(problems)
-            + ". Use the published file listed by `python -m facex_core.models check`."
+            f"The {what} file {path} does not match the network: " + "; ".join(problems) + ". " + hint
         )
     complete = {**{key: expected[key] for key in optional if key not in state}, **state}
     module.load_state_dict(complete, strict=True)
