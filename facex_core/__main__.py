@@ -2,6 +2,7 @@
 
 doctor   check the installation and the model files, and say how to fix what is wrong
 extract  detect and align the faces of an image and write their FORD representations
+edit     run one FaceX task (face swap, reenactment, ...) on images with an SD checkpoint
 """
 
 from __future__ import annotations
@@ -10,10 +11,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from PIL import Image
 from safetensors.torch import save_file
 
 from .errors import FaceXError
+from .fors.tasks import TASKS
 from .models.locate import default_models_dir, locate_roles, roots_from_models_dir
+
+
+TASK_NAMES = tuple(TASKS)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,6 +36,26 @@ def _parser() -> argparse.ArgumentParser:
     extract.add_argument("--face", default="largest", choices=("largest", "index", "all"))
     extract.add_argument("--index", type=int, default=0, help="face index, left to right, with --face index")
     extract.add_argument("--min-face", type=float, default=32.0, help="smallest face side in pixels")
+    edit = sub.add_parser("edit", help="one FaceX edit: target (and source/reference) image in, edited image out")
+    edit.add_argument("--task", required=True, choices=TASK_NAMES)
+    edit.add_argument("--target", required=True, type=Path, help="the image whose face is edited")
+    edit.add_argument("--source", type=Path, help="the face that gives identity (swaps, reenactment, animation)")
+    edit.add_argument("--reference", type=Path, help="the face regions come from (attribute and mixture editing)")
+    edit.add_argument("--hole", type=Path, help="inpainting: white where to fill, same size as the target image")
+    edit.add_argument("--regions", default="", help="attribute editing: regions from the reference, e.g. hair,eyebrows; "
+                      "mixture editing: region=input pairs, e.g. eyes=source,hair=reference")
+    edit.add_argument("--checkpoint", required=True, type=Path, help="Stable Diffusion single-file checkpoint")
+    edit.add_argument("--facex", required=True, type=Path, help="FaceX weight file (.safetensors)")
+    edit.add_argument("--base-config", default=None, help="diffusers config of the checkpoint (default: the FaceX file's family)")
+    edit.add_argument("--out", required=True, type=Path, help="output image (.png)")
+    edit.add_argument("--steps", type=int, default=30)
+    edit.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale")
+    edit.add_argument("--seed", type=int, default=0)
+    for angle in ("yaw", "pitch", "roll"):
+        edit.add_argument(f"--{angle}", type=float, help=f"motion editing: head {angle} in degrees")
+    edit.add_argument("--relative", action="store_true", help="motion editing: add the angles to the target's")
+    edit.add_argument("--gaze", type=float, nargs=2, metavar=("YAW", "PITCH"), help="motion editing: gaze in degrees")
+    edit.add_argument("--expression-scale", type=float, default=1.0, help="motion editing: 0 neutral, >1 stronger")
     return parser
 
 
@@ -62,12 +88,39 @@ def _extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def _regions(text: str) -> dict[str, str]:
+    """'hair,eyes' (from the reference) or 'eyes=source,hair=reference' as region -> input."""
+    pairs = [item.split("=", 1) if "=" in item else (item, "reference") for item in text.split(",") if item]
+    return {name.strip(): source.strip() for name, source in pairs}
+
+
+def _edit(args: argparse.Namespace) -> int:
+    from .edit import EditJob, FaceXEditor, MotionEdit
+    from .images import to_uint8
+    from .model.sampling import SamplingSettings
+    from .runtime import default_device
+
+    job = EditJob(
+        task=args.task, target=args.target, source=args.source, reference=args.reference, hole=args.hole,
+        regions=_regions(args.regions),
+        motion=MotionEdit(args.pitch, args.yaw, args.roll, args.relative,
+                          tuple(args.gaze) if args.gaze else None, args.expression_scale),
+    )
+    editor = FaceXEditor(args.checkpoint, args.facex, roots_from_models_dir(args.models_dir), args.base_config,
+                         args.device or default_device())
+    result = editor.edit(job, SamplingSettings(args.steps, args.guidance, args.seed))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(to_uint8(result)[0]).save(args.out)
+    print(f"{args.task}: {args.target} -> {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"doctor": _doctor, "extract": _extract}
+    commands = {"doctor": _doctor, "extract": _extract, "edit": _edit}
     try:
         return commands[args.command](args)
-    except FaceXError as exc:
+    except (FaceXError, ValueError, KeyError) as exc:  # user input errors carry their own explanation
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -19,8 +19,7 @@ def test_extract_writes_every_representation(models_dir, tmp_path):
     pack.mkdir(parents=True)
     (pack / "w600k_r50.onnx").symlink_to(models_dir / "insightface" / "models" / "buffalo_l" / "w600k_r50.onnx")
     planted_detector_file(pack / "det_10g.onnx", [annotated(name)])
-    for folder in ("facex_extractors", "clip_vision"):
-        (models / folder).symlink_to(models_dir / folder)
+    (models / "facex_extractors").symlink_to(models_dir / "facex_extractors")
     out = tmp_path / "faces.safetensors"
     code = main(["--models-dir", str(models), "--device", "cpu", "extract", "--image", str(annotated(name).path),
                  "--out", str(out), "--size", "256", "--face", "all"])
@@ -42,7 +41,7 @@ def test_extract_without_models_lists_every_missing_file(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 2
-    for role in ("detection", "recognition", "parsing", "recon3d", "gaze", "clip_vision"):
+    for role in ("detection", "recognition", "parsing", "recon3d", "gaze"):
         assert f"No model file for the {role} step" in result.stderr
     assert str(tmp_path / "facex_extractors" / "epoch_20.pth") in result.stderr
     assert "Traceback" not in result.stderr

@@ -85,11 +85,18 @@ class ClipVisionEncoder:
             return cls(model, device)
         what = "CLIP vision"
         path = require_file(path, what)
-        state = vision_state(read_weights(path, what), path)
+        return cls.from_state(read_weights(path, what), path, device)
+
+    @classmethod
+    def from_state(cls, weights: dict[str, torch.Tensor], origin: str | Path,
+                   device: torch.device | str = "cpu") -> "ClipVisionEncoder":
+        """Build from tensors in transformers key names (a clip_vision file, or fine-tuned
+        weights embedded in a FaceX file); `origin` names them in errors."""
+        state = vision_state(weights, Path(origin))
         model = CLIPVisionModelWithProjection(config_from_state(state))
         if PROJECTION_KEY not in state:
             state[PROJECTION_KEY] = model.visual_projection.weight.detach().clone()
-        return cls(load_strict(model, state, path, what), device)
+        return cls(load_strict(model, state, origin, "CLIP vision"), device)
 
     def preprocess(self, crops: torch.Tensor) -> torch.Tensor:
         """[N, S, S, 3] square crops in 0..1 to normalised [N, 3, 224, 224] (ComfyUI's clip_preprocess

@@ -1,7 +1,7 @@
-"""All FORD extractors loaded together, and one pass over a set of face crops.
+"""The FORD extractors loaded together, and one pass over a set of face crops.
 
-Region tokens are not made here: they need the FPN adapter trained with a FaceX weight
-file, so they come from ford.region_features with that adapter.
+Region tokens are not made here: they need the region encoder of a FaceX weight file (its
+CLIP, possibly fine-tuned, and its trained FPN adapter), see ford.region_features.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import torch
 
 from ..faces.crops import FaceCrops
 from ..models.locate import ModelRoots, locate_roles
-from .clip_vision import ClipVisionEncoder
 from .gaze import GazeExtractor
 from .identity import IdentityEncoder, IdentityFeatures
 from .motion import Motion3DMM, MotionExtractor
@@ -20,7 +19,7 @@ from .parsing import FaceParser
 from .regions import region_masks
 
 
-EXTRACTOR_ROLES = ("recognition", "parsing", "recon3d", "gaze", "clip_vision")
+EXTRACTOR_ROLES = ("recognition", "parsing", "recon3d", "gaze")
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,6 @@ class FordExtractors:
     parser: FaceParser
     motion: MotionExtractor
     gaze: GazeExtractor
-    clip: ClipVisionEncoder
 
     @classmethod
     def from_roots(cls, roots: ModelRoots, device: torch.device | str = "cpu") -> "FordExtractors":
@@ -49,7 +47,6 @@ class FordExtractors:
             parser=FaceParser.from_file(files["parsing"], device),
             motion=MotionExtractor.from_file(files["recon3d"], device),
             gaze=GazeExtractor.from_file(files["gaze"], device),
-            clip=ClipVisionEncoder.from_path(files["clip_vision"], device),
         )
 
     def run(self, faces: FaceCrops) -> FordOutputs:

@@ -7,7 +7,8 @@ which is Eq. 3. Removing the hooks leaves the UNet exactly as it was.
 
 The context (f_SD, one row per UNet batch sample: null rows for the unconditional half of
 classifier-free guidance) is set once per sampling run; its keys and values are
-precomputed then, unless `cache=False` (training, where they need gradients each step).
+precomputed then, with the output projections fused, unless `cache=False` (training,
+where they need gradients each step).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from diffusers.models.attention import BasicTransformerBlock
 from ..errors import ModelFileError
 from .config import FAMILIES, BlockSpec
 from .facex import FaceXModel
-from .frc import KeysValues
+from .frc import PreparedContext
 
 
 def transformer_blocks(unet: UNet2DConditionModel) -> list[BasicTransformerBlock]:
@@ -65,17 +66,17 @@ class DiffusersFRC:
         self._blocks = transformer_blocks(unet)
         self._handles: list = []
         self._inputs: list[torch.Tensor | None] = [None] * len(self._blocks)
-        self._keys_values: list[KeysValues] | None = None
+        self._prepared: list[PreparedContext] | None = None
         self._context: torch.Tensor | None = None
 
     def set_context(self, context: torch.Tensor, cache: bool = True) -> None:
         """f_SD for the coming UNet calls: [B, tokens, context_dim], B = the UNet batch or 1."""
         if cache:
             with torch.no_grad():
-                self._keys_values = self.facex.keys_values(context)
+                self._prepared = self.facex.prepare(context, fuse_output=True)
             self._context = None
         else:
-            self._keys_values, self._context = None, context
+            self._prepared, self._context = None, context
 
     def attach(self) -> "DiffusersFRC":
         for index, block in enumerate(self._blocks):
@@ -104,12 +105,12 @@ class DiffusersFRC:
         layer = self.facex.frc[index]
 
         def hook(module, args, output):
-            if self._keys_values is not None:
-                keys_values = self._keys_values[index]
+            if self._prepared is not None:
+                prepared = self._prepared[index]
             elif self._context is not None:
-                keys_values = layer.keys_values(self._context)
+                prepared = layer.prepare(self._context)
             else:
                 raise RuntimeError("DiffusersFRC: call set_context(f_SD) before running the UNet")
             residual = self._inputs[index] + output
-            return output + self.strength * layer(residual, keys_values)
+            return output + self.strength * layer(residual, prepared)
         return hook

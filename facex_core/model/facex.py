@@ -13,7 +13,7 @@ from ..ford.region_features import FPNAdapter, FPNConfig
 from ..fors.representation import FaceRepresentation
 from .adapters import InpaintEncoder, RepresentationAdapter, SDAdapter
 from .config import FaceXConfig
-from .frc import FRCLayer, KeysValues
+from .frc import FRCLayer, PreparedContext
 
 
 class FaceXModel(nn.Module):
@@ -40,9 +40,9 @@ class FaceXModel(nn.Module):
         """The unconditional context for classifier-free guidance, [batch, tokens, context_dim]."""
         return self.null_context[None].expand(batch, -1, -1)
 
-    def keys_values(self, context: torch.Tensor) -> list[KeysValues]:
+    def prepare(self, context: torch.Tensor, fuse_output: bool = False) -> list[PreparedContext]:
         """Every FRC layer's keys and values for `context`: computed once per sampling run."""
-        return [layer.keys_values(context) for layer in self.frc]
+        return [layer.prepare(context, fuse_output) for layer in self.frc]
 
 
 def drop_condition(context: torch.Tensor, null: torch.Tensor, probability: float,

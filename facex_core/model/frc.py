@@ -5,10 +5,14 @@ state x' attends to the FaceX context f_SD and the result goes through a zero-in
 projection:   x = x' + ZeroProj(CrossAttn(LayerNorm(x'), f_SD)).
 With ZeroProj at zero the block computes exactly what it did before. The keys and values
 depend only on f_SD, which is fixed for a sampling run, so they are computed once per run
-(`keys_values`) and each step only projects the queries.
+(`prepare`) and each step only projects the queries. For sampling, `prepare` also fuses
+ZeroProj and the attention's output projection into one matrix (two linear maps in a row
+are one), which saves a matrix product per token; training keeps them apart.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +20,16 @@ from torch import nn
 
 from .config import BlockSpec
 
-KeysValues = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class PreparedContext:
+    """What one FRC layer needs from f_SD: keys and values [B, heads, T, dim_head], and
+    optionally the fused output projection (weight, bias)."""
+
+    keys: torch.Tensor
+    values: torch.Tensor
+    output: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 class FRCLayer(nn.Module):
@@ -36,16 +49,22 @@ class FRCLayer(nn.Module):
     def _split(self, x: torch.Tensor) -> torch.Tensor:
         return x.view(x.shape[0], x.shape[1], self.heads, self.dim_head).transpose(1, 2)
 
-    def keys_values(self, context: torch.Tensor) -> KeysValues:
-        """Keys and values [B, heads, T, dim_head] of a context [B, T, context_dim]."""
-        return self._split(self.to_k(context)), self._split(self.to_v(context))
+    def prepare(self, context: torch.Tensor, fuse_output: bool = False) -> PreparedContext:
+        """Keys and values of a context [B, T, context_dim] (and the fused output projection)."""
+        output = None
+        if fuse_output:
+            weight = self.zero_proj.weight @ self.to_out.weight
+            output = (weight, self.zero_proj.weight @ self.to_out.bias + self.zero_proj.bias)
+        return PreparedContext(self._split(self.to_k(context)), self._split(self.to_v(context)), output)
 
-    def forward(self, hidden: torch.Tensor, keys_values: KeysValues) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, prepared: PreparedContext) -> torch.Tensor:
         """The FRC update ZeroProj(CrossAttn(LN(x'), f_SD)) for hidden states x' [B, L, dim]."""
-        keys, values = keys_values
+        keys, values = prepared.keys.to(hidden.dtype), prepared.values.to(hidden.dtype)
         if keys.shape[0] != hidden.shape[0]:
             keys, values = (t.expand(hidden.shape[0], -1, -1, -1) for t in (keys, values))
         query = self._split(self.to_q(self.norm(hidden)))
-        attended = F.scaled_dot_product_attention(query, keys.to(query.dtype), values.to(query.dtype))
+        attended = F.scaled_dot_product_attention(query, keys, values)
         merged = attended.transpose(1, 2).reshape(hidden.shape[0], hidden.shape[1], -1)
+        if prepared.output is not None:
+            return F.linear(merged, *prepared.output)
         return self.zero_proj(self.to_out(merged))

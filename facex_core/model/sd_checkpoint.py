@@ -21,13 +21,13 @@ from transformers import CLIPTextConfig, CLIPTextModel
 
 from ..errors import ModelFileError
 from ..ford.checkpoint import load_strict, read_weights
+from .config import FAMILIES
 
-FAMILIES = ("sd15", "sd2", "sdxl")
 CONFIGS_DIR = Path(__file__).with_name("configs")
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
 CLIP_PREFIX = "cond_stage_model.transformer."
-_FAMILY_BY_CONTEXT = {768: "sd15", 1024: "sd2", 2048: "sdxl"}
+_FAMILY_BY_CONTEXT = {layout.context_dim: name for name, layout in FAMILIES.items()}
 _FAMILY_NAMES = {"sd15": "SD1.5", "sd2": "SD2.x", "sdxl": "SDXL"}
 _WHAT = "Stable Diffusion checkpoint"
 _SHOWN_KEYS = 5
@@ -104,7 +104,7 @@ def load_single_file(
     Fully offline: the state dict is read here and handed to diffusers as a dict, and every
     config comes from a local folder with local_files_only=True.
     """
-    folder = config_dir(config_name)
+    vae_config, scheduler_config_dir = _part_dir(config_name, "vae"), _part_dir(config_name, "scheduler")
     state = _read_state(path)
     found, wanted = checkpoint_family(state, path), config_family(config_name)
     if found != wanted:
@@ -122,10 +122,10 @@ def load_single_file(
     offline = dict(local_files_only=True, device=device)
     if dtype != torch.float32:  # float32 is what diffusers builds; asking for it only logs a false warning
         offline["torch_dtype"] = dtype
-    unet = _from_single_file(UNet2DConditionModel, state, folder / "unet", path, offline)
-    vae = _from_single_file(AutoencoderKL, state, _part_dir(config_name, "vae"), path, offline)
+    unet = _from_single_file(UNet2DConditionModel, state, config_dir(config_name) / "unet", path, offline)
+    vae = _from_single_file(AutoencoderKL, state, vae_config, path, offline)
     text_encoder = _load_text_encoder(state, config_name, path).to(device=device, dtype=dtype)
-    scheduler_config = json.loads((_part_dir(config_name, "scheduler") / "scheduler_config.json").read_text())
+    scheduler_config = json.loads((scheduler_config_dir / "scheduler_config.json").read_text())
     return StableDiffusionParts(unet, vae, text_encoder, scheduler_config)
 
 
@@ -146,22 +146,16 @@ def _read_state(path: str | Path) -> dict:
 
 
 def _from_single_file(cls: type, state: dict, config: Path, path: str | Path, kwargs: dict) -> nn.Module:
-    """diffusers' converter for one part; a tensor it leaves unset is an error, not a warning."""
+    """diffusers' converter for one part, its failures as an error about the file."""
     try:
-        model = cls.from_single_file(state, config=str(config), **kwargs)
-    except (KeyError, ValueError, RuntimeError) as exc:
+        return cls.from_single_file(state, config=str(config), **kwargs)
+    except (KeyError, ValueError, RuntimeError) as exc:  # NotImplementedError is a RuntimeError
+        # a tensor the converter does not find stays on the meta device, and moving it fails
+        reason = "tensors are missing" if "meta tensor" in str(exc) else f"{type(exc).__name__}: {str(exc)[:200]}"
         raise ModelFileError(
             f"The {cls.__name__} of the {_WHAT} file {path} does not fit the {config.parent.name} config "
-            f"({type(exc).__name__}: {str(exc)[:200]})."
+            f"({reason}); the file is truncated or of another architecture."
         ) from exc
-    unset = [name for name, tensor in model.state_dict().items() if tensor.is_meta]
-    if unset:
-        more = f" and {len(unset) - _SHOWN_KEYS} more" if len(unset) > _SHOWN_KEYS else ""
-        raise ModelFileError(
-            f"The {_WHAT} file {path} lacks {cls.__name__} weights for {', '.join(unset[:_SHOWN_KEYS])}{more}; "
-            "it is truncated or of another architecture."
-        )
-    return model
 
 
 def _load_text_encoder(state: dict, config_name: str, path: str | Path) -> CLIPTextModel:
@@ -177,5 +171,6 @@ def _load_text_encoder(state: dict, config_name: str, path: str | Path) -> CLIPT
             name = key[len(CLIP_PREFIX):].removeprefix("text_model.")
             if name != "embeddings.position_ids":
                 tensors[name] = value
-    load_strict(getattr(model, "text_model", model), tensors, path, f"{_WHAT} text encoder")
+    load_strict(getattr(model, "text_model", model), tensors, path, f"{_WHAT} text encoder",
+                hint="Its text encoder is not the CLIP ViT-L/14 of SD1.x; use an SD1.5 checkpoint.")
     return model

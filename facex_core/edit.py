@@ -1,0 +1,158 @@
+"""One FaceX edit without ComfyUI: detect, FORD, FORS, FaceX, sampling, paste-back.
+
+This is the standalone twin of the node graph: `python -m facex_core edit` calls it, and
+tests run it end to end on random-weight models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .errors import ModelFileMissingError
+from .faces.align import warp_image
+from .faces.crops import FaceCrops, detect_and_align
+from .faces.detect import FaceDetector
+from .faces.paste import paste_back
+from .ford.clip_vision import ClipVisionEncoder
+from .ford.extractors import EXTRACTOR_ROLES, FordExtractors
+from .ford.region_features import encode_regions
+from .fors.assemble import assemble
+from .fors.reference import DEFAULT_MARGIN, FaceImages, compose_reference
+from .fors.representation import FaceRepresentation, scale_expression, set_gaze, set_pose
+from .fors.tasks import TaskRow, custom_row, task_row
+from .images import load_image_batch
+from .model.diffusers_binding import DiffusersFRC
+from .model.facex import FaceXModel
+from .model.sampling import SamplingSettings, empty_prompt, sample_crops
+from .model.sd_checkpoint import load_single_file
+from .model.weights import FaceXFile, load_facex, read_metadata
+from .models.locate import ModelRoots, locate_roles
+from .models.manifest import CLIP_VISION, entries_for_role
+
+CLIP_FILE_PREFIX = "clip_vision:"
+
+
+@dataclass(frozen=True)
+class MotionEdit:
+    """User-set motion for motion editing: angles in degrees (None keeps the target's)."""
+
+    pitch: float | None = None
+    yaw: float | None = None
+    roll: float | None = None
+    relative: bool = False
+    gaze: tuple[float, float] | None = None  # yaw, pitch
+    expression_scale: float = 1.0
+
+    def apply(self, rep: FaceRepresentation) -> FaceRepresentation:
+        rep = set_pose(rep, self.pitch, self.yaw, self.roll, self.relative)
+        if self.gaze is not None:
+            rep = set_gaze(rep, *self.gaze)
+        return scale_expression(rep, self.expression_scale) if self.expression_scale != 1.0 else rep
+
+
+@dataclass(frozen=True)
+class EditJob:
+    task: str
+    target: Path
+    source: Path | None = None
+    reference: Path | None = None
+    hole: Path | None = None  # white where inpainting fills, in target-image pixels
+    regions: dict[str, str] = field(default_factory=dict)  # region -> input, for attribute/mixture editing
+    motion: MotionEdit = MotionEdit()
+
+    def row(self) -> TaskRow:
+        if self.task == "mixture_editing":
+            identity = "source" if self.source is not None and "identity" not in self.regions else "target"
+            return custom_row(self.regions, identity=identity, name="mixture_editing")
+        row = task_row(self.task)
+        return row.with_regions(list(self.regions), "reference") if self.regions else row
+
+
+def region_encoder_file(metadata: dict[str, str], roots: ModelRoots) -> Path | None:
+    """The clip_vision file a FaceX file names (None when its encoder is embedded)."""
+    encoder = metadata["region_encoder"]
+    if not encoder.startswith(CLIP_FILE_PREFIX):
+        return None
+    name = encoder[len(CLIP_FILE_PREFIX):]
+    folders = [Path(folder) for folder in roots.get(CLIP_VISION, ())] or [Path(".")]
+    return next((folder / name for folder in folders if (folder / name).exists()), folders[0] / name)
+
+
+def check_files(checkpoint: Path, facex: Path, roots: ModelRoots) -> None:
+    """Say, in one error, every file the edit needs and does not find."""
+    problems = []
+    for what, path in (("Stable Diffusion checkpoint", checkpoint), ("FaceX weight", facex)):
+        if not Path(path).is_file():
+            problems.append(f"The {what} file {path} was not found.")
+    try:
+        locate_roles(("detection",) + EXTRACTOR_ROLES, roots)
+    except ModelFileMissingError as error:
+        problems.append(str(error))
+    if Path(facex).is_file():
+        clip = region_encoder_file(read_metadata(facex), roots)
+        if clip is not None and not clip.exists():
+            entry = entries_for_role("clip_vision")[0]
+            problems.append(f"The FaceX file's region encoder {clip} was not found; {entry.how_to_get()}.")
+    if problems:
+        raise ModelFileMissingError("\n".join(problems))
+
+
+class FaceXEditor:
+    """Every model an edit needs, loaded once."""
+
+    def __init__(self, checkpoint: Path, facex: Path, roots: ModelRoots, base_config: str | None = None,
+                 device: torch.device | str = "cpu") -> None:
+        check_files(checkpoint, facex, roots)
+        self.device = torch.device(device)
+        self.facex_file: FaceXFile = load_facex(facex, self.device)
+        self.facex: FaceXModel = self.facex_file.model.eval()
+        config = self.facex.config
+        self.sd = load_single_file(checkpoint, base_config or config.family, self.device)
+        self.binding = DiffusersFRC(self.sd.unet, self.facex)
+        self.detector = FaceDetector(locate_roles(("detection",), roots)["detection"], self.device)
+        self.extractors = FordExtractors.from_roots(roots, self.device)
+        clip_file = region_encoder_file(self.facex_file.metadata, roots)
+        self.clip = (ClipVisionEncoder.from_path(clip_file, self.device) if clip_file is not None
+                     else ClipVisionEncoder.from_state(self.facex_file.clip_state, facex, self.device))
+
+    @torch.no_grad()
+    def face(self, path: Path) -> tuple[torch.Tensor, FaceCrops, FaceRepresentation, FaceImages]:
+        """An image's largest face: crops, its representation and its region masks."""
+        images = load_image_batch(path)
+        faces = detect_and_align(images, self.detector, self.facex.config.resolution)
+        outputs = self.extractors.run(faces)
+        regions = encode_regions(self.clip, self.facex.region_adapter, faces.crops, outputs.masks,
+                                 self.facex.config.clip_layers)
+        return images, faces, FaceRepresentation.from_ford(outputs, regions), FaceImages(faces.crops, outputs.masks)
+
+    @torch.no_grad()
+    def edit(self, job: EditJob, settings: SamplingSettings = SamplingSettings()) -> torch.Tensor:
+        """The edited target image [1, H, W, 3]."""
+        row = job.row()
+        image, target_faces, target, target_images = self.face(job.target)
+        source = self.face(job.source) if job.source else None
+        reference = self.face(job.reference) if job.reference else None
+        if job.task == "motion_editing":
+            target = job.motion.apply(target)
+        hole = self._hole(job.hole, target_faces) if job.hole else None
+        rep = assemble(row, source and source[2], target, reference and reference[2])
+        i_r, fusion = compose_reference(row, source and source[3], target_images, reference and reference[3], hole)
+        context = self.facex.context(rep, i_r)
+        with self.binding:
+            crops = sample_crops(self.sd.unet, self.sd.vae, self.sd.scheduler_config, self.binding, context,
+                                 empty_prompt(self.sd.text_encoder), target_faces.crops, fusion, settings)
+        radius = max(1, round(DEFAULT_MARGIN * fusion.shape[-1]))
+        soft = F.avg_pool2d(fusion[:, None], 2 * radius + 1, stride=1, padding=radius)[:, 0]
+        return paste_back(image, target_faces, crops, masks=soft)
+
+    def _hole(self, path: Path, faces: FaceCrops) -> torch.Tensor:
+        """The inpainting hole, drawn on the target image, moved into crop space."""
+        mask = load_image_batch(path)[0].mean(-1)
+        if tuple(mask.shape) != tuple(faces.image_hw):
+            raise ValueError(f"The hole mask {path} is {mask.shape[1]}x{mask.shape[0]}; it must be the size of the target image.")
+        size = faces.size
+        return (warp_image(mask[None], faces.matrices[0], (size, size), mode="bilinear", padding="zeros") > 0.5).float()
