@@ -15,7 +15,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from .errors import FaceXError
-from .fors.tasks import TASKS
+from .fors.tasks import TASKS, parse_picks
 from .models.locate import default_models_dir, locate_roles, roots_from_models_dir
 
 
@@ -88,12 +88,6 @@ def _extract(args: argparse.Namespace) -> int:
     return 0
 
 
-def _regions(text: str) -> dict[str, str]:
-    """'hair,eyes' (from the reference) or 'eyes=source,hair=reference' as region -> input."""
-    pairs = [item.split("=", 1) if "=" in item else (item, "reference") for item in text.split(",") if item]
-    return {name.strip(): source.strip() for name, source in pairs}
-
-
 def _edit(args: argparse.Namespace) -> int:
     from .edit import EditJob, FaceXEditor, MotionEdit
     from .images import to_uint8
@@ -102,7 +96,7 @@ def _edit(args: argparse.Namespace) -> int:
 
     job = EditJob(
         task=args.task, target=args.target, source=args.source, reference=args.reference, hole=args.hole,
-        regions=_regions(args.regions),
+        regions=parse_picks(args.regions),
         motion=MotionEdit(args.pitch, args.yaw, args.roll, args.relative,
                           tuple(args.gaze) if args.gaze else None, args.expression_scale),
     )

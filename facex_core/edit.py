@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ModelFileMissingError
-from .faces.align import warp_image
 from .faces.crops import FaceCrops, detect_and_align
 from .faces.detect import FaceDetector
 from .faces.paste import paste_back
@@ -23,18 +22,15 @@ from .ford.region_features import encode_regions
 from .fors.assemble import assemble
 from .fors.reference import DEFAULT_MARGIN, FaceImages, compose_reference
 from .fors.representation import FaceRepresentation, scale_expression, set_gaze, set_pose
-from .fors.tasks import TaskRow, custom_row, task_row
+from .fors.tasks import TaskRow, row_for
 from .images import load_image_batch
 from .model.diffusers_binding import DiffusersFRC
 from .model.facex import FaceXModel
 from .model.sampling import SamplingSettings, empty_prompt, sample_crops
 from .model.sd_checkpoint import load_single_file
-from .model.weights import FaceXFile, load_facex, read_metadata
+from .model.weights import FaceXFile, load_facex, read_metadata, region_encoder_file
 from .models.locate import ModelRoots, locate_roles
-from .models.manifest import CLIP_VISION, entries_for_role
-
-CLIP_FILE_PREFIX = "clip_vision:"
-
+from .models.manifest import entries_for_role
 
 @dataclass(frozen=True)
 class MotionEdit:
@@ -65,21 +61,7 @@ class EditJob:
     motion: MotionEdit = MotionEdit()
 
     def row(self) -> TaskRow:
-        if self.task == "mixture_editing":
-            identity = "source" if self.source is not None and "identity" not in self.regions else "target"
-            return custom_row(self.regions, identity=identity, name="mixture_editing")
-        row = task_row(self.task)
-        return row.with_regions(list(self.regions), "reference") if self.regions else row
-
-
-def region_encoder_file(metadata: dict[str, str], roots: ModelRoots) -> Path | None:
-    """The clip_vision file a FaceX file names (None when its encoder is embedded)."""
-    encoder = metadata["region_encoder"]
-    if not encoder.startswith(CLIP_FILE_PREFIX):
-        return None
-    name = encoder[len(CLIP_FILE_PREFIX):]
-    folders = [Path(folder) for folder in roots.get(CLIP_VISION, ())] or [Path(".")]
-    return next((folder / name for folder in folders if (folder / name).exists()), folders[0] / name)
+        return row_for(self.task, self.regions, identity="source" if self.source is not None else "target")
 
 
 def check_files(checkpoint: Path, facex: Path, roots: ModelRoots) -> None:
@@ -138,7 +120,7 @@ class FaceXEditor:
         reference = self.face(job.reference) if job.reference else None
         if job.task == "motion_editing":
             target = job.motion.apply(target)
-        hole = self._hole(job.hole, target_faces) if job.hole else None
+        hole = target_faces.to_crops(load_image_batch(job.hole)[0].mean(-1)) if job.hole else None
         rep = assemble(row, source and source[2], target, reference and reference[2])
         i_r, fusion = compose_reference(row, source and source[3], target_images, reference and reference[3], hole)
         context = self.facex.context(rep, i_r)
@@ -148,11 +130,3 @@ class FaceXEditor:
         radius = max(1, round(DEFAULT_MARGIN * fusion.shape[-1]))
         soft = F.avg_pool2d(fusion[:, None], 2 * radius + 1, stride=1, padding=radius)[:, 0]
         return paste_back(image, target_faces, crops, masks=soft)
-
-    def _hole(self, path: Path, faces: FaceCrops) -> torch.Tensor:
-        """The inpainting hole, drawn on the target image, moved into crop space."""
-        mask = load_image_batch(path)[0].mean(-1)
-        if tuple(mask.shape) != tuple(faces.image_hw):
-            raise ValueError(f"The hole mask {path} is {mask.shape[1]}x{mask.shape[0]}; it must be the size of the target image.")
-        size = faces.size
-        return (warp_image(mask[None], faces.matrices[0], (size, size), mode="bilinear", padding="zeros") > 0.5).float()

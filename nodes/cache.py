@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -15,3 +16,8 @@ def cached(key: Hashable, load: Callable[[], T]) -> T:
     if key not in _MODELS:
         _MODELS[key] = load()
     return _MODELS[key]  # type: ignore[return-value]
+
+
+def file_key(path: Path) -> tuple[str, float | None]:
+    """Cache key part for a model file: its path and modification time (None if missing)."""
+    return str(path), path.stat().st_mtime if path.is_file() else None

@@ -11,7 +11,8 @@ from facex_core.faces.detect import FACE_CHOICES, FaceDetector, choose_faces
 from facex_core.faces.paste import face_coverage, paste_back
 from facex_core.images import to_image_batch, to_uint8
 
-from .cache import cached
+from .cache import cached, file_key
+from .devices import compute_device
 from .loop import frames
 from .paths import resolve, role_choices
 from .types import FaceXFaces
@@ -21,8 +22,7 @@ CATEGORY = "FaceX"
 
 def _detector(choice: str, threshold: float) -> FaceDetector:
     path = resolve("detection", choice)
-    stamp = path.stat().st_mtime if path.is_file() else None
-    return cached(("detector", str(path), stamp, threshold), lambda: FaceDetector(path, device="cpu", threshold=threshold))
+    return cached(("detector", *file_key(path), threshold), lambda: FaceDetector(path, compute_device(), threshold=threshold))
 
 
 class FaceXDetectAlign(io.ComfyNode):

@@ -1,4 +1,4 @@
-"""Loops over frames that show ComfyUI's progress bar and stop when the user interrupts."""
+"""Loops over frames or faces that show ComfyUI's progress bar and stop when the user interrupts."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import comfy.model_management
 import comfy.utils
 
 T = TypeVar("T")
+CHUNK = 16  # faces per network call: batches help on a GPU, bound memory on long videos
 
 
 def frames(items: Iterable[T], total: int) -> Iterator[T]:
@@ -17,3 +18,9 @@ def frames(items: Iterable[T], total: int) -> Iterator[T]:
         comfy.model_management.throw_exception_if_processing_interrupted()
         yield item
         bar.update(1)
+
+
+def chunks(count: int, size: int = CHUNK) -> Iterator[list[int]]:
+    """Index lists of at most `size` faces, with progress and interrupt between them."""
+    starts = range(0, count, size)
+    yield from frames((list(range(start, min(start + size, count))) for start in starts), len(starts))

@@ -42,14 +42,21 @@ def role_choices(role: str) -> list[str]:
     """Files for `role` as paths relative to their folder, present ones first."""
     entries = entries_for_role(role)
     known = {entry.filename for entry in entries}
-    folder = entries[0].folder_key
-    present = [name for name in folder_paths.get_filename_list(folder) if Path(name).name in known]
+    present = [name for name in folder_paths.get_filename_list(entries[0].folder_key) if Path(name).name in known]
     defaults = ["/".join(p for p in (entry.subfolder, entry.filename) if p) for entry in entries]
     return list(dict.fromkeys(present + defaults))
 
 
-def resolve(role: str, choice: str) -> Path:
-    """The full path of a combo choice (it may not exist; the loader then says what to do)."""
-    folder = entries_for_role(role)[0].folder_key
+def weight_choices() -> list[str]:
+    """FaceX weight files in models/facex (the usual name when there is none yet)."""
+    return folder_paths.get_filename_list(FACEX_WEIGHTS) or ["facex_sd15.safetensors"]
+
+
+def resolve_file(folder: str, choice: str) -> Path:
+    """The full path of a combo choice in a folder (it may not exist; loaders then say what to do)."""
     found = folder_paths.get_full_path(folder, choice)
     return Path(found) if found else Path(folder_paths.get_folder_paths(folder)[0], choice)
+
+
+def resolve(role: str, choice: str) -> Path:
+    return resolve_file(entries_for_role(role)[0].folder_key, choice)

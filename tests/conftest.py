@@ -64,15 +64,16 @@ def decodable_with_good_faces() -> list[AnnotatedImage]:
     ]
 
 
-def planted_detector_file(path: Path, images: list[AnnotatedImage]) -> Path:
-    """A SCRFD-layout ONNX file that 'detects' the annotated faces of images of one size."""
-    height, width = images[0].entry["height"], images[0].entry["width"]
-    scale = onnx_models.letterbox_scale(height, width)
-    planted = [
-        onnx_models.PlantedFace(np.array(f["bbox"], float) * scale, np.array(f["landmarks_5"], float) * scale)
-        for image in images
-        for f in image.faces
-    ]
+def planted_detector_file(path: Path, images: list[AnnotatedImage], keyed: bool = False) -> Path:
+    """A SCRFD-layout ONNX file that 'detects' the annotated faces of `images`: in any image
+    (all of them), or with `keyed` only each image's own faces in that image."""
+    planted = []
+    for image in images:
+        pixels = read_image_file(image.path)
+        scale = onnx_models.letterbox_scale(*pixels.shape[:2])
+        faces = [onnx_models.PlantedFace(np.array(f["bbox"], float) * scale, np.array(f["landmarks_5"], float) * scale)
+                 for f in image.faces]
+        planted.append(onnx_models.PlantedImage(faces, onnx_models.detector_input_mean(pixels) if keyed else None))
     onnx.save(onnx_models.scrfd_planted(planted), str(path))
     return path
 

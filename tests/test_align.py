@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from skimage.transform import SimilarityTransform
 
 from conftest import annotated, decodable_with_good_faces, image_tensor, psnr
+from facex_core.errors import BatchSizeError
 from facex_core.faces.align import (
     ARCFACE_TEMPLATE_112,
     YAW_GUARD,
@@ -143,3 +144,16 @@ def test_batch_of_frames_keeps_each_face_with_its_frame():
     for index, name in enumerate(names):
         single = align_faces(image_tensor(name), [annotated(name).detections()], 256)
         assert torch.allclose(crops.crops[index], single.crops[0], atol=1e-6)
+
+
+def test_a_mask_drawn_on_the_image_moves_into_each_crop():
+    image = annotated("multi/real_obama_biden_oval_office.jpg")
+    crops = align_faces(image_tensor(image.name), [image.detections()], 256)
+    mask = torch.zeros(image.entry["height"], image.entry["width"])
+    left_box = [int(v) for v in image.faces[0]["bbox"]]
+    mask[left_box[1]:left_box[3], left_box[0]:left_box[2]] = 1
+    in_crops = crops.to_crops(mask)
+    assert in_crops.shape == (2, 256, 256)
+    assert in_crops[0, 128, 128] == 1 and in_crops[1].sum() == 0
+    with pytest.raises(BatchSizeError, match="the faces' image is 1024x601"):
+        crops.to_crops(torch.zeros(10, 10))

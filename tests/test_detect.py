@@ -5,7 +5,7 @@ import onnx
 import pytest
 import torch
 
-from conftest import annotated, image_tensor
+from conftest import annotated, image_tensor, planted_detector_file
 from facex_core.errors import FaceIndexError, FaceTooSmallError, ImageInputError, ModelFileError, ModelFileMissingError, NoFaceError
 from facex_core.faces.crops import detect_and_align
 from facex_core.faces.detect import FaceDetector, choose_faces
@@ -107,3 +107,12 @@ def test_all_faces_skips_small_ones_and_fails_only_when_none_is_left(planted_det
     assert len(kept) == sum(size >= sizes[-1] - 1 for size in sizes) < len(found)
     with pytest.raises(FaceTooSmallError, match="below the minimum of 500 px"):
         choose_faces(found, "all", min_size=500)
+
+
+def test_a_keyed_planted_detector_answers_each_image_with_its_own_faces(tmp_path):
+    names = ["portraits/ai_glasses_man.png", "portraits/ai_curly_hair_woman_hand_occlusion.png"]
+    detector = FaceDetector(planted_detector_file(tmp_path / "det.onnx", [annotated(n) for n in names], keyed=True), "cpu")
+    for name in names:
+        found = detector.detect(read_image_file(annotated(name).path))
+        assert len(found) == 1 and np.abs(found[0].box - annotated(name).faces[0]["bbox"]).max() < 1e-2
+    assert detector.detect(read_image_file(annotated("portraits/ai_baby.png").path)) == []

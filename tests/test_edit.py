@@ -25,7 +25,7 @@ TARGET = "same_identity/ai_ltx2_woman/frame_120.png"
 def setup(tmp_path_factory, models_dir):
     root = tmp_path_factory.mktemp("edit")
     unet, vae, text_encoder = tiny_sd15()
-    checkpoint = write_single_file(root / "tiny_sd15.safetensors", unet, vae, text_encoder)
+    checkpoint = write_single_file(root / "tiny_sd15.safetensors", unet, vae, text_encoder, torch.float16)
     torch.manual_seed(0)
     config = FaceXConfig("sd15", 768, 256, block_specs(unet), width=32, region_dim=16,
                          clip_dim=TINY_CLIP_VISION["hidden_size"], clip_layers=(1, 2, 2), adapter_layers=1, adapter_heads=2)

@@ -9,7 +9,7 @@ from facex_core.errors import BatchSizeError
 from facex_core.ford.regions import REGION_NAMES
 from facex_core.fors.assemble import assemble
 from facex_core.fors.representation import FaceRepresentation, expression_from, scale_expression, set_gaze, set_pose
-from facex_core.fors.tasks import TASKS, custom_row, task_row
+from facex_core.fors.tasks import TASKS, custom_row, parse_picks, row_for, task_row
 
 S, T, R = "source", "target", "reference"
 FACE = {"eyebrows", "eyes", "nose", "lips", "skin"}
@@ -117,3 +117,13 @@ def test_motion_edits_in_degrees():
     assert set_gaze(rep, yaw=20, pitch=5).gaze[0].tolist() == pytest.approx([math.radians(20), math.radians(5)])
     assert torch.equal(scale_expression(constant(2.0), 0.5).expression, torch.ones(1, 64))
     assert torch.equal(expression_from(constant(1.0, 3), constant(7.0)).expression, torch.full((3, 64), 7.0))
+
+
+def test_user_picks_become_rows():
+    assert parse_picks("hair, eyebrows") == {"hair": "reference", "eyebrows": "reference"}
+    assert parse_picks("eyes=source,hair=reference") == {"eyes": "source", "hair": "reference"}
+    row = row_for("attribute_editing", parse_picks("hair"))
+    assert row.regions["hair"] == "reference" and row.swapped_regions == ("hair",)
+    mixture = row_for("mixture_editing", parse_picks("eyes=source"), identity="source")
+    assert mixture.identity == "source" and mixture.regions["eyes"] == "source"
+    assert row_for("face_swap") is task_row("face_swap")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..errors import NoFaceError
+from ..errors import BatchSizeError, NoFaceError
 from .align import CROP_SIZES, box_corners, eye_anchored_matrix, ffhq_template, invert, transform_points, warp_image
 from .detect import DetectedFace, FaceDetector, choose_faces
 
@@ -50,6 +50,21 @@ class FaceCrops:
         """The detection boxes in crop pixels, as the axis-aligned bounds of their corners."""
         mapped = transform_points(self.matrices, box_corners(self.boxes))
         return torch.cat([mapped.amin(1), mapped.amax(1)], -1)
+
+    def to_crops(self, masks: torch.Tensor) -> torch.Tensor:
+        """Masks drawn on the source images ([B, H, W], or one [H, W] for all) as [N, S, S] crop masks."""
+        frames = masks.reshape(-1, *masks.shape[-2:]).float()
+        if tuple(frames.shape[1:]) != tuple(self.image_hw):
+            raise BatchSizeError(
+                f"The mask is {frames.shape[2]}x{frames.shape[1]} but the faces' image is "
+                f"{self.image_hw[1]}x{self.image_hw[0]}; draw the mask on that image."
+            )
+        warped = [
+            warp_image(frames[min(int(owner), frames.shape[0] - 1)][None], matrix, (self.size, self.size),
+                       mode="bilinear", padding="zeros")[0]
+            for owner, matrix in zip(self.image_index, self.matrices)
+        ]
+        return (torch.stack(warped) > 0.5).float()
 
     def with_crops(self, crops: torch.Tensor) -> "FaceCrops":
         """The same faces with other pixels (e.g. generated), for paste-back."""

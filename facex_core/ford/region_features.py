@@ -97,6 +97,18 @@ def encode_regions(
     masks: torch.Tensor,
     layers: tuple[int, ...] | None = None,
 ) -> RegionTokens:
-    """Region tokens of [N, S, S, 3] crops for [N, R, S, S] region masks."""
+    """Region tokens of [N, S, S, 3] crops for [N, R, S, S] region masks, computed where the
+    adapter's weights are (the CLIP grids are moved there)."""
     layers = layers or default_clip_layers(clip.depth, adapter.config.levels)
-    return mask_pool(adapter(clip.patch_grids(crops, layers)), masks)
+    device = next(adapter.parameters()).device
+    grids = [grid.to(device) for grid in clip.patch_grids(crops, layers)]
+    return mask_pool(adapter(grids), masks.to(device))
+
+
+@dataclass(frozen=True)
+class FaceRegions:
+    """Parsing labels [N, S, S], FaceX region masks [N, R, S, S] and pooled tokens of the same faces."""
+
+    labels: torch.Tensor
+    masks: torch.Tensor
+    tokens: RegionTokens

@@ -128,3 +128,19 @@ def task_row(name: str) -> TaskRow:
     if name not in TASKS:
         raise KeyError(f"unknown task {name!r}; tasks are {', '.join(TASKS)}")
     return TASKS[name]
+
+
+def parse_picks(text: str) -> dict[str, str]:
+    """'hair,eyebrows' (regions from the reference) or 'eyes=source,hair=reference' -> region: input."""
+    pairs = [item.split("=", 1) if "=" in item else (item, "reference") for item in text.split(",") if item.strip()]
+    return {name.strip(): source.strip() for name, source in pairs}
+
+
+def row_for(task: str, picks: dict[str, str] | None = None, identity: str = "target") -> TaskRow:
+    """The row of `task`, with the user's picks: the regions attribute editing takes from the
+    reference, or a mixture row's region inputs (and its identity input)."""
+    picks = picks or {}
+    if task == "mixture_editing":
+        return custom_row(picks, identity=identity, name="mixture_editing")
+    row = task_row(task)
+    return row.with_regions(list(picks), "reference") if picks else row

@@ -52,6 +52,23 @@ FAMILIES = {
     "sd2": FamilyLayout(1024, (320, 640, 1280, 1280), (1, 1, 1, 0), middle_depth=1, dim_head=64),
     "sdxl": FamilyLayout(2048, (320, 640, 1280), (0, 2, 10), middle_depth=10, dim_head=64),
 }
+def family_of(specs: tuple[BlockSpec, ...], context_dim: int) -> str:
+    """The SD family a UNet's block layout matches, or a description of it for errors."""
+    for name, layout in FAMILIES.items():
+        if layout.context_dim == context_dim and layout.blocks() == specs:
+            return name
+    return f"a UNet with {len(specs)} transformer blocks and context width {context_dim}"
+
+
+def layout_mismatch(config: "FaceXConfig", specs: tuple[BlockSpec, ...], context_dim: int) -> str | None:
+    """Why a FaceX config cannot patch a UNet with these blocks, or None when it fits."""
+    if specs == config.blocks and context_dim == config.context_dim:
+        return None
+    return (f"This FaceX model was trained for {config.family} ({len(config.blocks)} transformer blocks, "
+            f"context width {config.context_dim}), but the UNet is {family_of(specs, context_dim)}; "
+            "use FaceX weights made for that base model.")
+
+
 DEFAULT_RESOLUTION = {"sd15": 256, "sd2": 512, "sdxl": 768}
 VECTOR_PARTS = (("expression", 64), ("pose", 6), ("gaze", 2), ("texture", 80), ("lighting", 27))
 

@@ -18,7 +18,7 @@ from diffusers import UNet2DConditionModel
 from diffusers.models.attention import BasicTransformerBlock
 
 from ..errors import ModelFileError
-from .config import FAMILIES, BlockSpec
+from .config import BlockSpec, layout_mismatch
 from .facex import FaceXModel
 from .frc import PreparedContext
 
@@ -42,26 +42,14 @@ def block_specs(unet: UNet2DConditionModel) -> tuple[BlockSpec, ...]:
     return tuple(specs)
 
 
-def family_of(specs: tuple[BlockSpec, ...], context_dim: int) -> str:
-    """The SD family a UNet's block layout matches, or a description of it."""
-    for name, layout in FAMILIES.items():
-        if layout.context_dim == context_dim and layout.blocks() == specs:
-            return name
-    return f"a UNet with {len(specs)} transformer blocks and context width {context_dim}"
-
-
 class DiffusersFRC:
     """Attach a FaceX model's FRC to a diffusers UNet; use as a context manager."""
 
     def __init__(self, unet: UNet2DConditionModel, facex: FaceXModel, strength: float = 1.0) -> None:
         config = facex.config
-        specs = block_specs(unet)
-        if specs != config.blocks or unet.config.cross_attention_dim != config.context_dim:
-            raise ModelFileError(
-                f"This FaceX model was trained for {config.family} ({len(config.blocks)} transformer blocks, "
-                f"context width {config.context_dim}), but the UNet is "
-                f"{family_of(specs, unet.config.cross_attention_dim)}; use FaceX weights made for that base model."
-            )
+        problem = layout_mismatch(config, block_specs(unet), unet.config.cross_attention_dim)
+        if problem:
+            raise ModelFileError(problem)
         self.unet, self.facex, self.strength = unet, facex, strength
         self._blocks = transformer_blocks(unet)
         self._handles: list = []

@@ -68,3 +68,14 @@ class FRCLayer(nn.Module):
         if prepared.output is not None:
             return F.linear(merged, *prepared.output)
         return self.zero_proj(self.to_out(merged))
+
+
+def chunked(conditional: PreparedContext, null: PreparedContext, chunks: list[int], rows: int) -> PreparedContext:
+    """Keys and values for a batch made of equal chunks, each conditional (0) or unconditional
+    (1), as ComfyUI's cond_or_uncond lists them; each part is repeated to `rows` per chunk."""
+    parts = [null if kind == 1 else conditional for kind in chunks]
+
+    def stack(name: str) -> torch.Tensor:
+        return torch.cat([getattr(part, name).expand(rows, -1, -1, -1) for part in parts])
+
+    return PreparedContext(stack("keys"), stack("values"), conditional.output)

@@ -22,13 +22,15 @@ from safetensors.torch import save_file
 
 from ..errors import ModelFileError
 from ..ford.checkpoint import load_strict
-from ..models.locate import require_file
+from ..models.locate import ModelRoots, require_file
+from ..models.manifest import CLIP_VISION
 from .config import FaceXConfig
 from .facex import FaceXModel
 
 FORMAT = "facex"
 FORMAT_VERSION = 1
 CLIP_PREFIX = "clip."
+CLIP_FILE_PREFIX = "clip_vision:"
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ def save_facex(
     model: FaceXModel,
     path: str | Path,
     extractors: dict[str, str],
-    region_encoder: str = "clip_vision:clip-vit-large-patch14.safetensors",
+    region_encoder: str = CLIP_FILE_PREFIX + "clip-vit-large-patch14.safetensors",
     clip_state: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write `model` (and embedded CLIP weights, if given) as fp16 safetensors with metadata."""
@@ -117,3 +119,13 @@ def load_facex(path: str | Path, device: torch.device | str = "cpu", dtype: torc
     model = load_strict(FaceXModel(config), state, path, "FaceX weight",
                         hint="The file is damaged or was written by another version; export it again.")
     return FaceXFile(model.to(device=device, dtype=dtype), metadata, clip_state)
+
+
+def region_encoder_file(metadata: dict[str, str], roots: ModelRoots) -> Path | None:
+    """The clip_vision file a FaceX file names (None when its encoder is embedded)."""
+    encoder = metadata["region_encoder"]
+    if not encoder.startswith(CLIP_FILE_PREFIX):
+        return None
+    name = encoder[len(CLIP_FILE_PREFIX):]
+    folders = [Path(folder) for folder in roots.get(CLIP_VISION, ())] or [Path(".")]
+    return next((folder / name for folder in folders if (folder / name).exists()), folders[0] / name)

@@ -128,6 +128,18 @@ class PlantedFace:
     score: float = 0.9
 
 
+@dataclass(frozen=True)
+class PlantedImage:
+    """The faces a planted detector answers for one image, recognised by the mean of the
+    detector's input blob (`key`); None answers them for every image."""
+
+    faces: list[PlantedFace]
+    key: float | None = None
+
+
+KEY_TOLERANCE = 1e-4
+
+
 def _scrfd_outputs(size: int) -> list:
     rows = [(size // s) ** 2 * ANCHORS for s in STRIDES]
     outputs = []
@@ -136,8 +148,8 @@ def _scrfd_outputs(size: int) -> list:
     return outputs
 
 
-def scrfd_planted(faces: list[PlantedFace], size: int = 640) -> onnx.ModelProto:
-    """Static-size SCRFD graph whose outputs encode `faces` at their nearest stride-8 anchor."""
+def _planted_tensors(faces: list[PlantedFace], size: int) -> dict[str, np.ndarray]:
+    """Outputs encoding `faces` at their nearest stride-8 anchor."""
     grid = size // 8
     tensors = {f"{kind}_{s}": np.zeros(((size // s) ** 2 * ANCHORS, w), np.float32)
                for kind, w in (("score", 1), ("bbox", 4), ("kps", 10)) for s in STRIDES}
@@ -149,20 +161,58 @@ def scrfd_planted(faces: list[PlantedFace], size: int = 640) -> onnx.ModelProto:
         tensors["score_8"][index] = face.score
         tensors["bbox_8"][index] = np.concatenate([anchor - face.box[:2], face.box[2:] - anchor]) / 8
         tensors["kps_8"][index] = ((face.kps - anchor) / 8).reshape(-1)
-    nodes, inits = [], []
-    # Outputs are constants plus 0 x mean(input), so the graph consumes its input like a detector.
-    nodes.append(helper.make_node("ReduceMean", ["input.1"], ["mean"], keepdims=0))
-    nodes.append(helper.make_node("Mul", ["mean", "zero"], ["nothing"]))
-    inits.append(numpy_helper.from_array(np.zeros((), np.float32), "zero"))
-    for name, value in tensors.items():
-        inits.append(numpy_helper.from_array(value, f"{name}_value"))
-        nodes.append(helper.make_node("Add", [f"{name}_value", "nothing"], [name]))
+    return tensors
+
+
+def scrfd_planted(images: list[PlantedImage] | list[PlantedFace], size: int = 640) -> onnx.ModelProto:
+    """Static-size SCRFD graph answering planted faces: each image's own faces, chosen by the
+    mean of the input blob (a list of faces alone is answered for any image)."""
+    if images and isinstance(images[0], PlantedFace):
+        images = [PlantedImage(list(images))]
+    nodes = [helper.make_node("ReduceMean", ["input.1"], ["mean"], keepdims=0)]
+    inits = [numpy_helper.from_array(np.array(KEY_TOLERANCE, np.float32), "tolerance")]
+    names = [f"{kind}_{s}" for kind in ("score", "bbox", "kps") for s in STRIDES]
+    totals = {name: [] for name in names}
+    for index, image in enumerate(images):
+        gate = f"gate_{index}"
+        if image.key is None:  # always on; still computed from the input, like a detector's output
+            inits.append(numpy_helper.from_array(np.zeros((), np.float32), f"zero_{index}"))
+            inits.append(numpy_helper.from_array(np.ones((), np.float32), f"one_{index}"))
+            nodes.append(helper.make_node("Mul", ["mean", f"zero_{index}"], [f"nothing_{index}"]))
+            nodes.append(helper.make_node("Add", [f"nothing_{index}", f"one_{index}"], [gate]))
+        else:
+            inits.append(numpy_helper.from_array(np.array(image.key, np.float32), f"key_{index}"))
+            nodes += [
+                helper.make_node("Sub", ["mean", f"key_{index}"], [f"diff_{index}"]),
+                helper.make_node("Abs", [f"diff_{index}"], [f"distance_{index}"]),
+                helper.make_node("Less", [f"distance_{index}", "tolerance"], [f"match_{index}"]),
+                helper.make_node("Cast", [f"match_{index}"], [gate], to=TensorProto.FLOAT),
+            ]
+        for name, value in _planted_tensors(image.faces, size).items():
+            inits.append(numpy_helper.from_array(value, f"{name}_{index}"))
+            nodes.append(helper.make_node("Mul", [f"{name}_{index}", gate], [f"{name}_gated_{index}"]))
+            totals[name].append(f"{name}_gated_{index}")
+    for name, parts in totals.items():
+        nodes.append(helper.make_node("Sum", parts, [name]))
     graph = helper.make_graph(
         nodes, "scrfd_planted",
         [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, size, size])],
         _scrfd_outputs(size), inits,
     )
     return _model(graph)
+
+
+def detector_input_mean(image_rgb: np.ndarray, size: int = 640) -> float:
+    """The mean of the blob insightface's SCRFD feeds its network for this image: the key of
+    a PlantedImage. Letterbox to size x size, then (pixel - 127.5) / 128."""
+    import cv2
+
+    height, width = image_rgb.shape[:2]
+    ratio = height / width
+    new_w, new_h = (int(size / ratio), size) if ratio > 1.0 else (size, int(size * ratio))
+    canvas = np.zeros((size, size, 3), np.float32)
+    canvas[:new_h, :new_w] = cv2.resize(np.ascontiguousarray(image_rgb[..., ::-1]), (new_w, new_h))
+    return float(((canvas - 127.5) / 128.0).mean(dtype=np.float64))
 
 
 def scrfd_empty(seed: int = 0, keypoints: bool = True) -> onnx.ModelProto:

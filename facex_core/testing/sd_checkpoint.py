@@ -104,8 +104,10 @@ def rename(state: dict[str, torch.Tensor], modules: ModuleMap, prefix: str) -> d
     return renamed
 
 
-def write_single_file(path: str | Path, unet: UNet2DConditionModel, vae: AutoencoderKL, text_encoder: CLIPTextModel) -> Path:
-    """One safetensors file with the original SD key names, as ComfyUI and A1111 load it."""
+def write_single_file(path: str | Path, unet: UNet2DConditionModel, vae: AutoencoderKL, text_encoder: CLIPTextModel,
+                      dtype: torch.dtype | None = None) -> Path:
+    """One safetensors file with the original SD key names, as ComfyUI and A1111 load it
+    (floating tensors in `dtype` when given: released checkpoints are mostly fp16)."""
     state = rename(unet.state_dict(), unet_module_map(unet.config), sd_checkpoint.UNET_PREFIX)
     state |= rename(vae.state_dict(), vae_module_map(vae.config), sd_checkpoint.VAE_PREFIX)
     clip = getattr(text_encoder, "text_model", text_encoder)
@@ -113,7 +115,11 @@ def write_single_file(path: str | Path, unet: UNet2DConditionModel, vae: Autoenc
     state |= {f"{clip_prefix}{key}": value for key, value in clip.state_dict().items()}
     positions = text_encoder.config.max_position_embeddings  # released SD1.x files carry this constant
     state[f"{clip_prefix}embeddings.position_ids"] = torch.arange(positions)[None]
-    save_file({key: value.detach().contiguous().cpu() for key, value in state.items()}, str(path))
+    def stored(value: torch.Tensor) -> torch.Tensor:
+        value = value.detach().cpu()
+        return (value.to(dtype) if dtype is not None and value.is_floating_point() else value).contiguous()
+
+    save_file({key: stored(value) for key, value in state.items()}, str(path))
     return Path(path)
 
 

@@ -1,0 +1,177 @@
+"""The eight FaceX task graphs, written once, in ComfyUI's API format.
+
+scripts/build_workflows.py turns each into the UI workflow (through the real ComfyUI
+frontend, with a note explaining it) and its API twin in workflows/. Every graph: load
+images -> detect and align -> extract identity, motion and regions -> assemble the
+representation and I_R -> patch the checkpoint with the FRC and bind the condition ->
+KSampler on the target crops with the fusion mask as latent noise mask -> decode -> paste
+back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
+FACEX = "facex_sd15.safetensors"
+DETECTOR = "models/buffalo_l/det_10g.onnx"
+
+
+@dataclass
+class Graph:
+    nodes: dict = field(default_factory=dict)
+    titles: dict = field(default_factory=dict)
+
+    def add(self, class_type: str, title: str | None = None, **inputs) -> str:
+        node_id = str(len(self.nodes) + 1)
+        self.nodes[node_id] = {"class_type": class_type, "inputs": inputs}
+        if title:
+            self.nodes[node_id]["_meta"] = {"title": title}
+        return node_id
+
+
+def out(node_id: str, slot: int = 0) -> list:
+    return [node_id, slot]
+
+
+def face_parts(g: Graph, role: str, image: str, facex: str, size: int = 256) -> dict[str, list]:
+    """Load, detect and extract one role's face(s): faces, crops, identity, motion and regions."""
+    loaded = g.add("LoadImage", f"{role} image", image=image)
+    faces = g.add("FaceXDetectAlign", f"{role} faces", image=out(loaded), detector=DETECTOR, face="largest",
+                  index=0, size=str(size), min_face_size=32, threshold=0.5)
+    return _extracted(g, role, loaded, faces, facex)
+
+
+def frames_parts(g: Graph, role: str, images: list[str], facex: str, size: int = 256) -> dict[str, list]:
+    """Like face_parts for a sequence of frames joined into one batch."""
+    batch = g.add("LoadImage", f"{role} frame 1", image=images[0])
+    for number, image in enumerate(images[1:], start=2):
+        frame = g.add("LoadImage", f"{role} frame {number}", image=image)
+        batch = g.add("ImageBatch", f"{role} frames 1-{number}", image1=out(batch), image2=out(frame))
+    faces = g.add("FaceXDetectAlign", f"{role} faces", image=out(batch), detector=DETECTOR, face="largest",
+                  index=0, size=str(size), min_face_size=32, threshold=0.5)
+    return _extracted(g, role, batch, faces, facex)
+
+
+def _extracted(g: Graph, role: str, image: str, faces: str, facex: str) -> dict[str, list]:
+    identity = g.add("FaceXIDExtractor", f"{role} identity", faces=out(faces), recognition="models/buffalo_l/w600k_r50.onnx")
+    motion = g.add("FaceXMotionExtractor", f"{role} motion", faces=out(faces), recon3d="epoch_20.pth",
+                   gaze="L2CSNet_gaze360.pkl")
+    regions = g.add("FaceXRegionPooler", f"{role} regions", faces=out(faces), facex=out(facex), parser="79999_iter.pth")
+    return {"image": out(image), "faces": out(faces), "crops": out(faces, 1), "identity": out(identity),
+            "motion": out(motion), "regions": out(regions)}
+
+
+def finish(g: Graph, task: str, picks: str, facex: str, target: dict, source: dict | None = None,
+           reference: dict | None = None, motion: list | None = None, hole: list | None = None,
+           paste_into: dict | None = None, paste: bool = True, seed: int = 0) -> Graph:
+    """Assembly, FRC patch and hook, masked sampling on the target crops, decoding, paste-back."""
+    roles = {"source": source, "target": target, "reference": reference}
+    rep_inputs, ref_inputs = {}, {}
+    for role, parts in roles.items():
+        if parts is None:
+            continue
+        rep_inputs |= {f"{role}_identity": parts["identity"], f"{role}_motion": parts["motion"],
+                       f"{role}_regions": parts["regions"]}
+        ref_inputs |= {f"{role}_faces": parts["faces"], f"{role}_regions": parts["regions"]}
+    if motion is not None:
+        rep_inputs["target_motion"] = motion
+    representation = g.add("FaceXRepresentationAssembler", "representation", task=task, picks=picks, **rep_inputs)
+    extra = {"hole": hole} if hole is not None else {}
+    reference_image = g.add("FaceXRegionAssembler", "I_R and fusion mask", task=task, picks=picks, margin=0.04,
+                            **ref_inputs, **extra)
+    checkpoint = g.add("CheckpointLoaderSimple", "SD1.5 checkpoint (any SD1.5 fine-tune works)", ckpt_name=CHECKPOINT)
+    patched = g.add("FaceXFRCPatcher", "FRC in every transformer block", model=out(checkpoint), facex=out(facex))
+    hooked = g.add("FaceXSamplerHook", "bind the face", model=out(patched), representation=out(representation),
+                   reference=out(reference_image), strength=1.0, start_percent=0.0, end_percent=1.0)
+    positive = g.add("CLIPTextEncode", "prompt (empty: FaceX steers)", text="", clip=out(checkpoint, 1))
+    negative = g.add("CLIPTextEncode", "negative prompt", text="", clip=out(checkpoint, 1))
+    latent = g.add("VAEEncode", "target crops to latents", pixels=target["crops"], vae=out(checkpoint, 2))
+    masked = g.add("SetLatentNoiseMask", "keep everything outside the fusion mask", samples=out(latent),
+                   mask=out(reference_image, 1))
+    sampled = g.add("KSampler", "sample", model=out(hooked), seed=seed, steps=30, cfg=3.0, sampler_name="ddim",
+                    scheduler="ddim_uniform", positive=out(positive), negative=out(negative), latent_image=out(masked),
+                    denoise=1.0)
+    decoded = g.add("VAEDecode", "generated crops", samples=out(sampled), vae=out(checkpoint, 2))
+    result = out(decoded)
+    if paste:
+        into = paste_into or target
+        result = out(g.add("FaceXPasteBack", "paste into the image", crops=out(decoded), faces=into["faces"],
+                           image=into["image"], feather=0.1, color_match=False))
+    g.add("SaveImage", "result", images=result, filename_prefix=f"facex_{task}")
+    g.add("PreviewImage", "I_R", images=out(reference_image))
+    return g
+
+
+def face_swap() -> Graph:
+    g = Graph()
+    facex = g.add("FaceXLoader", "FaceX", facex_file=FACEX)
+    return finish(g, "face_swap", "", facex, face_parts(g, "target", "target.png", facex),
+                  source=face_parts(g, "source", "source.png", facex))
+
+
+def head_swap() -> Graph:
+    g = Graph()
+    facex = g.add("FaceXLoader", "FaceX", facex_file=FACEX)
+    return finish(g, "head_swap", "", facex, face_parts(g, "target", "target.png", facex),
+                  source=face_parts(g, "source", "source.png", facex))
+
+
+def reenactment() -> Graph:
+    g = Graph()
+    facex = g.add("FaceXLoader", "FaceX", facex_file=FACEX)
+    source = face_parts(g, "source", "source.png", facex)
+    return finish(g, "reenactment", "", facex, face_parts(g, "target", "target.png", facex), source=source,
+                  paste_into=source)
+
+
+def animation() -> Graph:
+    g = Graph()
+    facex = g.add("FaceXLoader", "FaceX", facex_file=FACEX)
+    source = face_parts(g, "source", "source.png", facex)
+    driving = frames_parts(g, "driving", ["target.png", "driving_1.png", "driving_2.png"], facex)
+    return finish(g, "animation", "", facex, driving, source=source, paste=False)
+
+
+def attribute_editing() -> Graph:
+    g = Graph()
+    facex = g.add("FaceXLoader", "FaceX", facex_file=FACEX)
+    return finish(g, "attribute_editing", "hair", facex, face_parts(g, "target", "target.png", facex),
+                  reference=face_parts(g, "reference", "reference.png", facex))
+
+
+def inpainting() -> Graph:
+    g = Graph()
+    facex = g.add("FaceXLoader", "FaceX", facex_file=FACEX)
+    hole = g.add("LoadImageMask", "the hole (white = fill)", image="hole.png", channel="red")
+    return finish(g, "inpainting", "", facex, face_parts(g, "target", "target.png", facex), hole=out(hole))
+
+
+def motion_editing() -> Graph:
+    g = Graph()
+    facex = g.add("FaceXLoader", "FaceX", facex_file=FACEX)
+    target = face_parts(g, "target", "target.png", facex)
+    edited = g.add("FaceXMotionEdit", "turn the head, look aside", motion=target["motion"], pose_mode="offset",
+                   yaw=15.0, pitch=0.0, roll=0.0, change_gaze=True, gaze_yaw=10.0, gaze_pitch=0.0,
+                   expression_scale=1.0)
+    return finish(g, "motion_editing", "", facex, target, motion=out(edited))
+
+
+def mixture_editing() -> Graph:
+    g = Graph()
+    facex = g.add("FaceXLoader", "FaceX", facex_file=FACEX)
+    return finish(g, "mixture_editing", "eyes=source,nose=source,hair=reference", facex,
+                  face_parts(g, "target", "target.png", facex), source=face_parts(g, "source", "source.png", facex),
+                  reference=face_parts(g, "reference", "reference.png", facex))
+
+
+GRAPHS = {
+    "face_swap": face_swap,
+    "head_swap": head_swap,
+    "reenactment": reenactment,
+    "animation": animation,
+    "attribute_editing": attribute_editing,
+    "inpainting": inpainting,
+    "motion_editing": motion_editing,
+    "mixture_editing": mixture_editing,
+}

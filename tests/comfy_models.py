@@ -1,0 +1,72 @@
+"""Random-weight model files for a tier-2 ComfyUI base directory, in the published layouts.
+
+A tiny SD1.5-family checkpoint that ComfyUI detects as SD15, FaceX weight files made for
+its UNet (one trained-looking, one zero-initialised), the FORD extractors, a CLIP, and a
+detector that finds the annotated face of each input image.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import onnx
+import torch
+
+from conftest import FACES_DIR, annotated, planted_detector_file
+from facex_core.model.config import FaceXConfig
+from facex_core.model.diffusers_binding import block_specs
+from facex_core.model.facex import FaceXModel
+from facex_core.model.weights import save_facex
+from facex_core.testing import checkpoints, onnx_models
+from facex_core.testing.checkpoints import TINY_CLIP_VISION
+from facex_core.testing.sd_checkpoint import tiny_sd15, write_single_file
+
+CHECKPOINT = "tiny_sd15.safetensors"
+FACEX = "facex_tiny.safetensors"
+FACEX_ZERO = "facex_tiny_zero.safetensors"
+# ComfyUI input file -> annotated face image
+INPUTS = {
+    "source.png": "portraits/ai_glasses_man.png",
+    "target.png": "same_identity/ai_ltx2_woman/frame_000.png",
+    "reference.png": "portraits/ai_curly_hair_woman_hand_occlusion.png",
+    "driving_1.png": "same_identity/ai_ltx2_woman/frame_040.png",
+    "driving_2.png": "same_identity/ai_ltx2_woman/frame_080.png",
+}
+
+
+def tiny_facex(unet, zero: bool, seed: int = 0) -> FaceXModel:
+    torch.manual_seed(seed)
+    config = FaceXConfig("sd15", 768, 256, block_specs(unet), width=32, region_dim=16,
+                         clip_dim=TINY_CLIP_VISION["hidden_size"], clip_layers=(1, 2, 2), adapter_layers=1, adapter_heads=2)
+    model = FaceXModel(config)
+    if not zero:
+        for layer in model.frc:
+            torch.nn.init.normal_(layer.zero_proj.weight, std=0.05)
+    return model
+
+
+def populate(base: Path) -> None:
+    """Write every model file and input image a FaceX graph needs under a ComfyUI base directory."""
+    models = base / "models"
+    unet, vae, text_encoder = tiny_sd15()
+    (models / "checkpoints").mkdir(parents=True, exist_ok=True)
+    write_single_file(models / "checkpoints" / CHECKPOINT, unet, vae, text_encoder, torch.float16)
+    extractors = {"recognition": "w600k_r50.onnx", "parsing": "79999_iter.pth", "recon3d": "epoch_20.pth",
+                  "gaze": "L2CSNet_gaze360.pkl", "detection": "det_10g.onnx"}
+    (models / "facex").mkdir(exist_ok=True)
+    for name, zero in ((FACEX, False), (FACEX_ZERO, True)):
+        save_facex(tiny_facex(unet, zero), models / "facex" / name, extractors)
+    pack = models / "insightface" / "models" / "buffalo_l"
+    pack.mkdir(parents=True, exist_ok=True)
+    planted_detector_file(pack / "det_10g.onnx", [annotated(name) for name in INPUTS.values()], keyed=True)
+    onnx.save(onnx_models.arcface(**onnx_models.TINY_ARCFACE), str(pack / "w600k_r50.onnx"))
+    (models / "facex_extractors").mkdir(exist_ok=True)
+    checkpoints.write_bisenet(models / "facex_extractors" / "79999_iter.pth")
+    checkpoints.write_deep3d(models / "facex_extractors" / "epoch_20.pth")
+    checkpoints.write_l2cs(models / "facex_extractors" / "L2CSNet_gaze360.pkl")
+    (models / "clip_vision").mkdir(exist_ok=True)
+    checkpoints.write_clip(models / "clip_vision" / "clip-vit-large-patch14.safetensors")
+    (base / "input").mkdir(exist_ok=True)
+    for name, image in INPUTS.items():
+        shutil.copy(FACES_DIR / image, base / "input" / name)
