@@ -1,4 +1,4 @@
-"""ComfyUI entry of the FaceX node suite (V3 API)."""
+"""ComfyUI entry of the FaceX node suite (V3 API) and its frontend extension."""
 
 import sys
 from pathlib import Path
@@ -12,6 +12,8 @@ if _HERE not in sys.path:
 from comfy_api.latest import ComfyExtension, io  # noqa: E402
 
 from .nodes import NODE_CLASSES  # noqa: E402
+
+WEB_DIRECTORY = "./web"
 
 
 class FaceXExtension(ComfyExtension):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import onnx
 import torch
+from PIL import Image, ImageDraw
 
 from conftest import FACES_DIR, annotated, planted_detector_file
 from facex_core.model.config import FaceXConfig
@@ -32,7 +33,9 @@ INPUTS = {
     "reference.png": "portraits/ai_curly_hair_woman_hand_occlusion.png",
     "driving_1.png": "same_identity/ai_ltx2_woman/frame_040.png",
     "driving_2.png": "same_identity/ai_ltx2_woman/frame_080.png",
+    "astronaut.png": "portraits/real_astronaut_collins.png",
 }
+NO_FACE = {"coffee.png": "bad/no_face_coffee.png"}  # the detector finds nothing here
 
 
 def tiny_facex(unet, zero: bool, seed: int = 0) -> FaceXModel:
@@ -68,5 +71,16 @@ def populate(base: Path) -> None:
     (models / "clip_vision").mkdir(exist_ok=True)
     checkpoints.write_clip(models / "clip_vision" / "clip-vit-large-patch14.safetensors")
     (base / "input").mkdir(exist_ok=True)
-    for name, image in INPUTS.items():
+    for name, image in (INPUTS | NO_FACE).items():
         shutil.copy(FACES_DIR / image, base / "input" / name)
+    write_hole(base / "input" / "hole.png", annotated(INPUTS["target.png"]))
+
+
+def write_hole(path: Path, image) -> None:
+    """An inpainting mask the size of the annotated image, white over the mouth."""
+    mouth_left, mouth_right = image.faces[0]["landmarks_5"][3:5]
+    half = (mouth_right[0] - mouth_left[0]) * 0.8
+    centre_x, centre_y = (mouth_left[0] + mouth_right[0]) / 2, (mouth_left[1] + mouth_right[1]) / 2
+    mask = Image.new("RGB", (image.entry["width"], image.entry["height"]), "black")
+    ImageDraw.Draw(mask).ellipse([centre_x - half, centre_y - half * 0.6, centre_x + half, centre_y + half * 0.6], fill="white")
+    mask.save(path)

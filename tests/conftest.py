@@ -129,3 +129,29 @@ def image_tensor(name: str) -> torch.Tensor:
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = float(((a - b) ** 2).mean())
     return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+@pytest.fixture(scope="session")
+def comfy_base(tmp_path_factory):
+    """A ComfyUI base directory with this pack in custom_nodes and every model file a FaceX
+    graph needs (tier 2)."""
+    from comfy_server import COMFYUI_PATH, SKIP_REASON, ComfyServer
+
+    if not COMFYUI_PATH:
+        pytest.skip(SKIP_REASON)
+    import comfy_models
+
+    base = tmp_path_factory.mktemp("comfy")
+    ComfyServer(base)  # lays out the folders and links the pack
+    comfy_models.populate(base)
+    return base
+
+
+@pytest.fixture(scope="session")
+def comfy_server(comfy_base):
+    """A running ComfyUI over comfy_base."""
+    from comfy_server import ComfyServer
+
+    server = ComfyServer(comfy_base).start()
+    yield server
+    server.stop()

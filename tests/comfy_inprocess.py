@@ -1,0 +1,147 @@
+"""Tier-2 checks that need ComfyUI's model objects, run inside ComfyUI's interpreter.
+
+    COMFYUI_PYTHON tests/comfy_inprocess.py blocks BASE
+    COMFYUI_PYTHON tests/comfy_inprocess.py equivalence BASE
+
+BASE is a base directory prepared by tests/comfy_models.populate. Each check prints one
+JSON object; tests/test_comfyui_model.py starts this script and asserts on the numbers.
+
+blocks:       a full-size SD1.5 UNet as ComfyUI builds it (random weights) patched with a
+              full SD1.5 FaceX model; one sampling step; which FRC layers fired.
+equivalence:  the tiny checkpoint loaded by ComfyUI and by diffusers, the same FaceX
+              weights bound to both, the same f_SD: the noise predictions compared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def start_comfy(base: Path):
+    sys.argv = [sys.argv[0], "--cpu", "--base-directory", str(base)]
+    sys.path[0] = os.environ.get("COMFYUI_PATH", ".")  # ComfyUI's own packages first, as when it runs
+    import comfy.cli_args
+
+    comfy.cli_args.args.cpu = True
+    comfy.cli_args.args.base_directory = str(base)
+    import utils.install_util  # noqa: F401 - as main.py does, before nodes.py puts comfy/ first on sys.path
+    import nodes
+
+    asyncio.run(nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False))
+    asyncio.run(nodes.load_custom_node(str(base / "custom_nodes" / "ComfyUI-FaceX")))
+    return nodes.NODE_CLASS_MAPPINGS
+
+
+def run(mapping, node: str, *args):
+    return mapping[node].execute(*args).args
+
+
+def random_representation(config, faces: int = 1, seed: int = 0):
+    import torch
+
+    from facex_core.fors.representation import FaceRepresentation
+
+    gen = torch.Generator().manual_seed(seed)
+    regions = len(config.regions)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=gen)
+
+    return FaceRepresentation(randn(faces, 49, 512), randn(faces, regions, config.region_dim),
+                              torch.ones(faces, regions, dtype=torch.bool), randn(faces, 64), randn(faces, 6),
+                              randn(faces, 2), randn(faces, 80), randn(faces, 27))
+
+
+def check_blocks(base: Path) -> dict:
+    """Every transformer block of a full SD1.5 UNet runs its FRC layer."""
+    mapping = start_comfy(base)
+    import comfy.model_base
+    import comfy.model_patcher
+    import comfy.sample
+    import comfy.supported_models
+    import torch
+
+    from facex_core.model.config import FaceXConfig
+    from facex_core.model.facex import FaceXModel
+    from facex_core.model.weights import FaceXFile
+
+    unet_config = {
+        "use_checkpoint": False, "image_size": 32, "out_channels": 4, "use_spatial_transformer": True,
+        "legacy": False, "adm_in_channels": None, "in_channels": 4, "model_channels": 320,
+        "num_res_blocks": [2, 2, 2, 2], "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0], "channel_mult": [1, 2, 4, 4],
+        "transformer_depth_middle": 1, "use_linear_in_transformer": False, "context_dim": 768, "num_heads": 8,
+        "transformer_depth_output": [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0], "use_temporal_attention": False,
+        "use_temporal_resblock": False,
+    }
+    cpu = torch.device("cpu")
+    model = comfy.model_base.BaseModel(comfy.supported_models.SD15(unet_config), device=cpu)
+    torch.manual_seed(0)
+    for parameter in model.parameters():  # ComfyUI's layers skip initialisation
+        torch.nn.init.normal_(parameter, std=0.02)
+    patcher = comfy.model_patcher.ModelPatcher(model, load_device=cpu, offload_device=cpu)
+    config = FaceXConfig.for_family("sd15", width=32, region_dim=16, clip_dim=64, clip_layers=(1, 2, 2),
+                                    adapter_layers=1, adapter_heads=2)
+    facex = FaceXFile(FaceXModel(config).eval(), {}, {})
+    fired = [0] * len(facex.model.frc)
+    for number, layer in enumerate(facex.model.frc):
+        layer.register_forward_hook(lambda module, args, output, number=number: fired.__setitem__(number, fired[number] + 1))
+    patched = run(mapping, "FaceXFRCPatcher", patcher, facex)[0]
+    reference = torch.rand(1, config.resolution, config.resolution, 3)
+    hooked = run(mapping, "FaceXSamplerHook", patched, random_representation(config), reference, 1.0, 0.0, 1.0)[0]
+    latent = torch.zeros(1, 4, 8, 8)
+    text = [[torch.randn(1, 77, 768), {}]]
+    comfy.sample.sample(hooked, torch.randn(1, 4, 8, 8), 1, 1.0, "euler", "normal", text, text, latent, seed=0)
+    return {"blocks": len(fired), "fired": fired}
+
+
+def check_equivalence(base: Path) -> dict:
+    """The same weights and f_SD give the same noise prediction in ComfyUI and in diffusers."""
+    mapping = start_comfy(base)
+    import comfy.sd
+    import torch
+
+    from facex_core.model.diffusers_binding import DiffusersFRC
+    from facex_core.model.sd_checkpoint import load_single_file
+    from facex_core.model.weights import load_facex
+
+    checkpoint = base / "models" / "checkpoints" / "tiny_sd15.safetensors"
+    facex = run(mapping, "FaceXLoader", "facex_tiny.safetensors")[0]
+    comfy_model = comfy.sd.load_checkpoint_guess_config(str(checkpoint), output_vae=False, output_clip=False)[0]
+    patched = run(mapping, "FaceXFRCPatcher", comfy_model, facex)[0]
+    config = facex.model.config
+    reference = torch.rand(2, config.resolution, config.resolution, 3, generator=torch.Generator().manual_seed(1))
+    hooked = run(mapping, "FaceXSamplerHook", patched, random_representation(config, faces=2), reference, 1.0, 0.0, 1.0)[0]
+    condition = hooked.model_options["transformer_options"]["facex_condition"]
+    gen = torch.Generator().manual_seed(2)
+    latents, text = torch.randn(2, 4, 32, 32, generator=gen), torch.randn(2, 77, 768, generator=gen)
+    timesteps = torch.tensor([500.0, 500.0])
+    options = dict(hooked.model_options["transformer_options"], cond_or_uncond=[0], sigmas=torch.tensor([1.0, 1.0]))
+    diffusion_model = comfy_model.model.diffusion_model
+    with torch.no_grad():
+        comfy_plain = diffusion_model(latents, timesteps, context=text)
+        comfy_frc = diffusion_model(latents, timesteps, context=text, transformer_options=options)
+        parts = load_single_file(checkpoint, "tiny_sd15")
+        own_facex = load_facex(base / "models" / "facex" / "facex_tiny.safetensors").model
+        plain = parts.unet(latents, timesteps, encoder_hidden_states=text).sample
+        with DiffusersFRC(parts.unet, own_facex) as binding:
+            binding.set_context(condition.context)
+            with_frc = parts.unet(latents, timesteps, encoder_hidden_states=text).sample
+    return {
+        "plain_diff": float((comfy_plain - plain).abs().max()),
+        "frc_diff": float((comfy_frc - with_frc).abs().max()),
+        "frc_effect": float((with_frc - plain).abs().max()),
+    }
+
+
+CHECKS = {"blocks": check_blocks, "equivalence": check_equivalence}
+
+if __name__ == "__main__":
+    sys.path.append(str(REPO))
+    check, base = sys.argv[1], Path(sys.argv[2])
+    print("FACEX-RESULT " + json.dumps(CHECKS[check](base)))

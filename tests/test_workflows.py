@@ -1,0 +1,173 @@
+"""The eight published workflows (workflows/), checked offline against the node-spec snapshot.
+
+scripts/build_workflows.py makes them through the real ComfyUI frontend: the UI workflow
+(what an artist drags into ComfyUI), its API twin (what the frontend queues) and
+workflows/node_specs.json (the /object_info entries of the node types used; tier 2 checks
+it against a live ComfyUI). Here, without ComfyUI: every link is well formed and typed,
+the UI workflow turns into exactly its API twin, and the files name the published models.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from facex_core.fors.tasks import TASKS
+
+WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
+FACEX_NODE_IDS = {"FaceXDetectAlign", "FaceXPasteBack", "FaceXLoader", "FaceXIDExtractor", "FaceXMotionExtractor",
+                  "FaceXRegionPooler", "FaceXRepresentationAssembler", "FaceXRegionAssembler", "FaceXMotionEdit",
+                  "FaceXFRCPatcher", "FaceXSamplerHook", "FaceXDoctor"}
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+PUBLISHED_MODELS = {"CheckpointLoaderSimple": ("ckpt_name", "v1-5-pruned-emaonly.safetensors"),
+                    "FaceXLoader": ("facex_file", "facex_sd15.safetensors")}
+
+
+@pytest.fixture(scope="module")
+def specs() -> dict:
+    return json.loads((WORKFLOWS / "node_specs.json").read_text())
+
+
+def ui_workflow(task: str) -> dict:
+    return json.loads((WORKFLOWS / f"{task}.json").read_text())
+
+
+def api_workflow(task: str) -> dict:
+    return json.loads((WORKFLOWS / "api" / f"{task}.json").read_text())
+
+
+def declared_inputs(spec: dict) -> dict[str, list]:
+    """name -> [type or option list, options] in the node's input order (required, then optional)."""
+    order = spec.get("input_order", {})
+    groups = spec["input"]
+    return {name: groups[group][name] for group in ("required", "optional") for name in order.get(group, [])}
+
+
+def input_type(input_spec: list) -> str:
+    return "COMBO" if isinstance(input_spec[0], list) else input_spec[0]
+
+
+def input_options(input_spec: list) -> dict:
+    return input_spec[1] if len(input_spec) > 1 and isinstance(input_spec[1], dict) else {}
+
+
+def combo_choices(input_spec: list) -> list:
+    return input_spec[0] if isinstance(input_spec[0], list) else input_options(input_spec).get("options", [])
+
+
+def graph_nodes(workflow: dict) -> list[dict]:
+    return [node for node in workflow["nodes"] if node["type"] != "Note"]
+
+
+def widget_values(node: dict, spec: dict) -> dict:
+    """Map a UI node's widgets_values onto its widget inputs.
+
+    The values follow the node's widget slots (UI inputs with a "widget" entry), in order.
+    A slot the node spec does not declare is a frontend-only widget (LoadImage's upload
+    button): its value is dropped. An input whose spec asks for control_after_generate (a
+    seed) is followed by the frontend's extra control value. Values left after the last
+    slot belong to widgets without a slot and must be empty.
+    """
+    declared = declared_inputs(spec)
+    values = list(node.get("widgets_values", []))
+    mapped = {}
+    for slot in node["inputs"]:
+        if "widget" not in slot:
+            continue
+        value = values.pop(0)
+        if slot["name"] not in declared:
+            continue
+        mapped[slot["name"]] = value
+        if input_options(declared[slot["name"]]).get("control_after_generate"):
+            values.pop(0)
+    assert not values, f"node {node['id']}: widget values left over: {values}"
+    return mapped
+
+
+def to_api(workflow: dict, specs: dict) -> dict:
+    """The API prompt of a UI workflow, as the frontend's graphToPrompt builds it."""
+    links = {link[0]: link for link in workflow["links"]}
+    prompt = {}
+    for node in graph_nodes(workflow):
+        spec = specs[node["type"]]
+        widgets = widget_values(node, spec)
+        inputs = {}
+        for slot in node["inputs"]:
+            if slot.get("link") is not None:
+                _, origin, origin_slot, *_ = links[slot["link"]]
+                inputs[slot["name"]] = [str(origin), origin_slot]
+            elif slot["name"] in widgets:
+                inputs[slot["name"]] = widgets[slot["name"]]
+        prompt[str(node["id"])] = {"inputs": inputs, "class_type": node["type"],
+                                   "_meta": {"title": node.get("title", spec["display_name"])}}
+    return prompt
+
+
+def test_all_eight_tasks_are_published():
+    assert len(TASKS) == 8
+    assert {p.stem for p in WORKFLOWS.glob("*.json")} == set(TASKS) | {"node_specs"}
+    assert {p.stem for p in (WORKFLOWS / "api").glob("*.json")} == set(TASKS)
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_one_note_with_text_and_only_known_node_types(task, specs):
+    workflow = ui_workflow(task)
+    notes = [node for node in workflow["nodes"] if node["type"] == "Note"]
+    assert len(notes) == 1
+    assert notes[0]["widgets_values"][0].strip()
+    unknown = {node["type"] for node in graph_nodes(workflow)} - set(specs)
+    assert not unknown, f"node types missing from node_specs.json: {unknown}"
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_links_join_existing_slots_of_matching_types(task, specs):
+    workflow = ui_workflow(task)
+    nodes = {node["id"]: node for node in workflow["nodes"]}
+    links = {link[0]: link for link in workflow["links"]}
+    assert len(links) == len(workflow["links"])
+    for link_id, origin, origin_slot, target, target_slot, link_type in workflow["links"]:
+        assert origin in nodes and target in nodes, f"link {link_id} joins missing nodes"
+        output = nodes[origin]["outputs"][origin_slot]
+        slot = nodes[target]["inputs"][target_slot]
+        assert link_id in output["links"] and slot["link"] == link_id
+        output_type = specs[nodes[origin]["type"]]["output"][origin_slot]
+        declared_type = input_type(declared_inputs(specs[nodes[target]["type"]])[slot["name"]])
+        assert link_type == output_type == declared_type == output["type"] == slot["type"], f"link {link_id}"
+    for node in workflow["nodes"]:
+        assert all(slot["link"] in links for slot in node.get("inputs", []) if slot.get("link") is not None)
+        assert all(link in links for output in node.get("outputs", []) for link in output.get("links") or [])
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_widget_slots_follow_the_node_specs(task, specs):
+    for node in graph_nodes(ui_workflow(task)):
+        declared = declared_inputs(specs[node["type"]])
+        widgets = [name for name, spec in declared.items() if input_type(spec) in WIDGET_TYPES]
+        slots = [slot["name"] for slot in node["inputs"] if "widget" in slot and slot["name"] in declared]
+        assert slots == widgets, f"node {node['id']} ({node['type']})"
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_ui_workflow_converts_to_its_api_twin(task, specs):
+    assert to_api(ui_workflow(task), specs) == api_workflow(task)
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_combo_values_are_offered_and_models_are_the_published_ones(task, specs):
+    prompt = api_workflow(task)
+    for node_id, node in prompt.items():
+        declared = declared_inputs(specs[node["class_type"]])
+        for name, value in node["inputs"].items():
+            if input_type(declared[name]) == "COMBO" and not isinstance(value, list):
+                assert value in combo_choices(declared[name]), f"node {node_id}: {name}={value!r}"
+    for class_type, (name, published) in PUBLISHED_MODELS.items():
+        values = {node["inputs"][name] for node in prompt.values() if node["class_type"] == class_type}
+        assert values == {published}
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_facex_nodes_are_this_packs(task):
+    used = {node["class_type"] for node in api_workflow(task).values()}
+    facex = {t for t in used if t.lower().startswith("facex")}
+    assert facex <= FACEX_NODE_IDS, facex - FACEX_NODE_IDS
+    assert {"FaceXLoader", "FaceXFRCPatcher", "FaceXSamplerHook"} <= facex
