@@ -139,7 +139,85 @@ def check_equivalence(base: Path) -> dict:
     }
 
 
-CHECKS = {"blocks": check_blocks, "equivalence": check_equivalence}
+def kohya_lora(diffusion_model, rank: int = 4, seed: int = 3) -> dict:
+    """A LoRA in the kohya key layout ComfyUI users download: low-rank updates of every
+    cross-attention query projection."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    lora = {}
+    for name, weight in diffusion_model.state_dict().items():
+        if name.endswith("attn2.to_q.weight"):
+            stem = "lora_unet_" + name[: -len(".weight")].replace(".", "_")
+            lora[f"{stem}.lora_up.weight"] = torch.randn(weight.shape[0], rank, generator=gen) * 0.1
+            lora[f"{stem}.lora_down.weight"] = torch.randn(rank, weight.shape[1], generator=gen) * 0.1
+            lora[f"{stem}.alpha"] = torch.tensor(float(rank))
+    return lora
+
+
+class ScaledAttention:
+    """An IP-Adapter-style attn2 replacement: the block's own attention, scaled."""
+
+    def __call__(self, q, k, v, extra_options):
+        from comfy.ldm.modules.attention import optimized_attention
+
+        return optimized_attention(q, k, v, extra_options["n_heads"]) * 1.5
+
+
+def check_compose(base: Path) -> dict:
+    """FaceX on top of a LoRA, an attn2 replacement and a ControlNet: a zero-initialised FaceX
+    changes nothing, a trained one changes the result and runs in every block."""
+    mapping = start_comfy(base)
+    import comfy.controlnet
+    import comfy.sample
+    import comfy.sd
+    import nodes
+    import torch
+
+    comfy_blocks = next(module for name, module in sys.modules.items() if name.endswith(".nodes.frc_patch")).comfy_blocks
+
+    checkpoint = base / "models" / "checkpoints" / "tiny_sd15.safetensors"
+    model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(str(checkpoint), output_vae=True, output_clip=True)
+    with_lora, _ = comfy.sd.load_lora_for_models(model, None, kohya_lora(model.model.diffusion_model), 1.0, 0.0)
+    stacked = with_lora.clone()
+    for (kind, number, index), _, _ in comfy_blocks(model.model.diffusion_model):
+        stacked.set_model_attn2_replace(ScaledAttention(), kind, number, index)
+    control = comfy.controlnet.load_controlnet(str(base / "models" / "controlnet" / "controlnet_tiny.safetensors"))
+    cond, pooled = clip.encode_from_tokens(clip.tokenize(""), return_pooled=True)
+    text = [[cond, {"pooled_output": pooled}]]
+    hint = torch.rand(1, 256, 256, 3, generator=torch.Generator().manual_seed(4))
+    controlled, _ = nodes.ControlNetApplyAdvanced().apply_controlnet(text, text, control, hint, 1.0, 0.0, 1.0, vae=vae)
+    latent = torch.zeros(1, 4, 32, 32)
+    noise = torch.randn(1, 4, 32, 32, generator=torch.Generator().manual_seed(5))
+
+    def sample(patched, conditioning=controlled):
+        return comfy.sample.sample(patched, noise, 2, 3.0, "ddim", "ddim_uniform", conditioning, conditioning, latent, seed=0)
+
+    def with_facex(name: str):
+        facex = run(mapping, "FaceXLoader", name)[0]
+        patched = run(mapping, "FaceXFRCPatcher", stacked, facex)[0]
+        config = facex.model.config
+        reference = torch.rand(1, config.resolution, config.resolution, 3, generator=torch.Generator().manual_seed(6))
+        return facex, run(mapping, "FaceXSamplerHook", patched, random_representation(config), reference, 1.0, 0.0, 1.0)[0]
+
+    stack_only = sample(stacked)
+    zero = sample(with_facex("facex_tiny_zero.safetensors")[1])
+    trained_facex, trained = with_facex("facex_tiny.safetensors")
+    fired = [0] * len(trained_facex.model.frc)
+    for number, layer in enumerate(trained_facex.model.frc):
+        layer.register_forward_hook(lambda module, args, output, number=number: fired.__setitem__(number, fired[number] + 1))
+    trained_out = sample(trained)
+    return {
+        "lora_effect": float((sample(with_lora) - sample(model)).abs().max()),
+        "replace_effect": float((sample(stacked) - sample(with_lora)).abs().max()),
+        "controlnet_effect": float((stack_only - sample(stacked, text)).abs().max()),
+        "zero_facex_exact": bool(torch.equal(zero, stack_only)),
+        "trained_facex_effect": float((trained_out - stack_only).abs().max()),
+        "fired": fired,
+    }
+
+
+CHECKS = {"blocks": check_blocks, "equivalence": check_equivalence, "compose": check_compose}
 
 if __name__ == "__main__":
     sys.path.append(str(REPO))

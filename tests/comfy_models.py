@@ -55,6 +55,7 @@ def populate(base: Path) -> None:
     unet, vae, text_encoder = tiny_sd15()
     (models / "checkpoints").mkdir(parents=True, exist_ok=True)
     write_single_file(models / "checkpoints" / CHECKPOINT, unet, vae, text_encoder, torch.float16)
+    write_controlnet(models / "controlnet" / CONTROLNET, models / "checkpoints" / CHECKPOINT)
     extractors = {"recognition": "w600k_r50.onnx", "parsing": "79999_iter.pth", "recon3d": "epoch_20.pth",
                   "gaze": "L2CSNet_gaze360.pkl", "detection": "det_10g.onnx"}
     (models / "facex").mkdir(exist_ok=True)
@@ -84,3 +85,37 @@ def write_hole(path: Path, image) -> None:
     mask = Image.new("RGB", (image.entry["width"], image.entry["height"]), "black")
     ImageDraw.Draw(mask).ellipse([centre_x - half, centre_y - half * 0.6, centre_x + half, centre_y + half * 0.6], fill="white")
     mask.save(path)
+
+
+CONTROLNET = "controlnet_tiny.safetensors"
+HINT_WIDTHS = (3, 16, 16, 32, 32, 96, 96, 256)  # channel widths along the hint encoder
+
+
+def write_controlnet(path: Path, checkpoint: Path, seed: int = 0) -> Path:
+    """A ControlNet in the original layout (control_model.*) for the tiny checkpoint: its
+    encoder copied from the UNet, a hint encoder, and zero convolutions given small random
+    values so that it visibly steers."""
+    from safetensors.torch import load_file, save_file
+
+    from facex_core.model.sd_checkpoint import UNET_PREFIX
+
+    unet = {key[len(UNET_PREFIX):]: value for key, value in load_file(str(checkpoint)).items()
+            if key.startswith(UNET_PREFIX) and key[len(UNET_PREFIX):].split(".")[0] in ("input_blocks", "middle_block", "time_embed")}
+    channels = unet["input_blocks.0.0.weight"].shape[0]
+    blocks = 1 + max(int(key.split(".")[1]) for key in unet if key.startswith("input_blocks."))
+    gen = torch.Generator().manual_seed(seed)
+    state = {f"control_model.{key}": value for key, value in unet.items()}
+
+    def conv(name: str, c_in: int, c_out: int, k: int) -> None:
+        state[f"control_model.{name}.weight"] = (torch.randn(c_out, c_in, k, k, generator=gen) * (c_in * k * k) ** -0.5).half()
+        state[f"control_model.{name}.bias"] = (0.01 * torch.randn(c_out, generator=gen)).half()
+
+    widths = (*HINT_WIDTHS, channels)
+    for index, (c_in, c_out) in enumerate(zip(widths, widths[1:])):
+        conv(f"input_hint_block.{2 * index}", c_in, c_out, 3)
+    for index in range(blocks):
+        conv(f"zero_convs.{index}.0", channels, channels, 1)
+    conv("middle_block_out.0", channels, channels, 1)
+    (path.parent).mkdir(parents=True, exist_ok=True)
+    save_file(state, str(path))
+    return path

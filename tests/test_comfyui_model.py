@@ -59,6 +59,13 @@ def test_comfyui_and_diffusers_give_the_same_noise_prediction(comfy_base):
     assert result["frc_effect"] > 1e-2  # the FRC does change the prediction
 
 
+def test_facex_composes_with_a_lora_an_attn2_replacement_and_a_controlnet(comfy_base):
+    result = inprocess("compose", comfy_base)
+    assert min(result["lora_effect"], result["replace_effect"], result["controlnet_effect"]) > 1e-2
+    assert result["zero_facex_exact"] is True
+    assert result["trained_facex_effect"] > 1e-2 and min(result["fired"]) >= 1
+
+
 @pytest.mark.parametrize("task", TASKS)
 def test_each_workflow_runs_end_to_end(comfy_server, task):
     from PIL import Image
@@ -71,9 +78,22 @@ def test_each_workflow_runs_end_to_end(comfy_server, task):
     assert sizes == expected and len(saved) == (3 if task == "animation" else 1)
 
 
-def test_a_zero_initialised_facex_leaves_the_ksampler_output_exact(comfy_server):
+def advanced(graph: dict, sampler: str) -> None:
+    """Swap KSampler for KSamplerAdvanced with the same settings (whole schedule, fresh noise)."""
+    inputs = graph[sampler]["inputs"]
+    graph[sampler] = {"class_type": "KSamplerAdvanced", "inputs": {
+        "model": inputs["model"], "add_noise": "enable", "noise_seed": inputs["seed"], "steps": inputs["steps"],
+        "cfg": inputs["cfg"], "sampler_name": inputs["sampler_name"], "scheduler": inputs["scheduler"],
+        "positive": inputs["positive"], "negative": inputs["negative"], "latent_image": inputs["latent_image"],
+        "start_at_step": 0, "end_at_step": 10000, "return_with_leftover_noise": "disable"}}
+
+
+@pytest.mark.parametrize("sampler_node", ["KSampler", "KSamplerAdvanced"])
+def test_a_zero_initialised_facex_leaves_the_sampler_output_exact(comfy_server, sampler_node):
     graph = workflow("face_swap", **{"facex_sd15.safetensors": FACEX_ZERO})
     sampler, checkpoint = node_of(graph, "KSampler"), node_of(graph, "CheckpointLoaderSimple")
+    if sampler_node == "KSamplerAdvanced":
+        advanced(graph, sampler)
     graph["900"] = {"class_type": "SaveLatent", "inputs": {"samples": [sampler, 0], "filename_prefix": "with_facex"}}
     plain = json.loads(json.dumps(graph))
     plain[sampler]["inputs"]["model"] = [checkpoint, 0]
