@@ -30,17 +30,18 @@ def _task_inputs() -> list:
     ]
 
 
+def _role_inputs(*parts: tuple) -> list:
+    """For each role (target required, source and reference optional) one input per part,
+    a part being (socket type, name, what it carries)."""
+    return [kind.Input(f"{role}_{name}", optional=role != "target", tooltip=f"{what} of the {role} face(s).")
+            for role in ROLES for kind, name, what in parts]
+
+
 class FaceXRepresentationAssembler(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        role_inputs = []
-        for role in ROLES:
-            optional = role != "target"
-            role_inputs += [
-                FaceXIdentity.Input(f"{role}_identity", optional=optional, tooltip=f"Identity of the {role} face(s)."),
-                FaceXMotion.Input(f"{role}_motion", optional=optional, tooltip=f"Motion of the {role} face(s)."),
-                FaceXRegions.Input(f"{role}_regions", optional=optional, tooltip=f"Region tokens of the {role} face(s)."),
-            ]
+        role_inputs = _role_inputs((FaceXIdentity, "identity", "Identity"), (FaceXMotion, "motion", "Motion"),
+                                   (FaceXRegions, "regions", "Region tokens"))
         return io.Schema(
             node_id="FaceXRepresentationAssembler",
             display_name="FaceX Representation Assembler",
@@ -68,13 +69,7 @@ class FaceXRepresentationAssembler(io.ComfyNode):
 class FaceXRegionAssembler(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        role_inputs = []
-        for role in ROLES:
-            optional = role != "target"
-            role_inputs += [
-                FaceXFaces.Input(f"{role}_faces", optional=optional, tooltip=f"The {role} faces (their crops)."),
-                FaceXRegions.Input(f"{role}_regions", optional=optional, tooltip=f"The {role} faces' region masks."),
-            ]
+        role_inputs = _role_inputs((FaceXFaces, "faces", "Aligned crops"), (FaceXRegions, "regions", "Region masks"))
         return io.Schema(
             node_id="FaceXRegionAssembler",
             display_name="FaceX Region Assembler",

@@ -11,6 +11,7 @@ back.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
 FACEX = "facex_sd15.safetensors"
@@ -103,17 +104,11 @@ def finish(g: Graph, task: str, picks: str, facex: str, target: dict, source: di
     return g
 
 
-def face_swap() -> Graph:
+def swap(task: str) -> Graph:
+    """Face swap and head swap: the same graph, the task table does the rest."""
     g = Graph()
     facex = g.add("FaceXLoader", "FaceX", facex_file=FACEX)
-    return finish(g, "face_swap", "", facex, face_parts(g, "target", "target.png", facex),
-                  source=face_parts(g, "source", "source.png", facex))
-
-
-def head_swap() -> Graph:
-    g = Graph()
-    facex = g.add("FaceXLoader", "FaceX", facex_file=FACEX)
-    return finish(g, "head_swap", "", facex, face_parts(g, "target", "target.png", facex),
+    return finish(g, task, "", facex, face_parts(g, "target", "target.png", facex),
                   source=face_parts(g, "source", "source.png", facex))
 
 
@@ -166,8 +161,8 @@ def mixture_editing() -> Graph:
 
 
 GRAPHS = {
-    "face_swap": face_swap,
-    "head_swap": head_swap,
+    "face_swap": partial(swap, "face_swap"),
+    "head_swap": partial(swap, "head_swap"),
     "reenactment": reenactment,
     "animation": animation,
     "attribute_editing": attribute_editing,
