@@ -1,0 +1,1 @@
+"""Evaluation: the paper's metrics (and, to come, its protocols on a user's data)."""
