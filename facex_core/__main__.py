@@ -76,9 +76,9 @@ def _extract(args: argparse.Namespace) -> int:
 
     device = args.device or default_device()
     roots = roots_from_models_dir(args.models_dir)
-    detector_file = locate_roles(("detection",) + EXTRACTOR_ROLES, roots)["detection"]
-    detector = FaceDetector(detector_file, device)
-    extractors = FordExtractors.from_roots(roots, device)
+    files = locate_roles(("detection",) + EXTRACTOR_ROLES, roots)
+    detector = FaceDetector(files["detection"], device)
+    extractors = FordExtractors.from_files(files, device)
     images = load_image_batch(args.image)
     faces = detect_and_align(images, detector, args.size, args.face, args.index, args.min_face)
     tensors = ford_tensors(faces, extractors.run(faces))

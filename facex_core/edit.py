@@ -64,14 +64,15 @@ class EditJob:
         return row_for(self.task, self.regions, identity="source" if self.source is not None else "target")
 
 
-def check_files(checkpoint: Path, facex: Path, roots: ModelRoots) -> None:
-    """Say, in one error, every file the edit needs and does not find."""
-    problems = []
+def check_files(checkpoint: Path, facex: Path, roots: ModelRoots) -> dict[str, Path]:
+    """The detector and extractor files; or one error naming every file the edit needs and
+    does not find."""
+    problems, found = [], {}
     for what, path in (("Stable Diffusion checkpoint", checkpoint), ("FaceX weight", facex)):
         if not Path(path).is_file():
             problems.append(f"The {what} file {path} was not found.")
     try:
-        locate_roles(("detection",) + EXTRACTOR_ROLES, roots)
+        found = locate_roles(("detection",) + EXTRACTOR_ROLES, roots)
     except ModelFileMissingError as error:
         problems.append(str(error))
     if Path(facex).is_file():
@@ -81,6 +82,7 @@ def check_files(checkpoint: Path, facex: Path, roots: ModelRoots) -> None:
             problems.append(f"The FaceX file's region encoder {clip} was not found; {entry.how_to_get()}.")
     if problems:
         raise ModelFileMissingError("\n".join(problems))
+    return found
 
 
 class FaceXEditor:
@@ -88,15 +90,15 @@ class FaceXEditor:
 
     def __init__(self, checkpoint: Path, facex: Path, roots: ModelRoots, base_config: str | None = None,
                  device: torch.device | str = "cpu") -> None:
-        check_files(checkpoint, facex, roots)
+        files = check_files(checkpoint, facex, roots)
         self.device = torch.device(device)
         self.facex_file: FaceXFile = load_facex(facex, self.device)
         self.facex: FaceXModel = self.facex_file.model.eval()
         config = self.facex.config
         self.sd = load_single_file(checkpoint, base_config or config.family, self.device)
         self.binding = DiffusersFRC(self.sd.unet, self.facex)
-        self.detector = FaceDetector(locate_roles(("detection",), roots)["detection"], self.device)
-        self.extractors = FordExtractors.from_roots(roots, self.device)
+        self.detector = FaceDetector(files["detection"], self.device)
+        self.extractors = FordExtractors.from_files(files, self.device)
         clip_file = region_encoder_file(self.facex_file.metadata, roots)
         self.clip = (ClipVisionEncoder.from_path(clip_file, self.device) if clip_file is not None
                      else ClipVisionEncoder.from_state(self.facex_file.clip_state, facex, self.device))

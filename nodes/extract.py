@@ -152,16 +152,15 @@ class FaceXRegionPooler(io.ComfyNode):
         parser_path = resolve("parsing", parser)
         parsing = cached(("bisenet", *file_key(parser_path)), lambda: FaceParser.from_file(parser_path, compute_device()))
         clip, model = region_encoder(facex), facex.model
-        labels, tokens = [], []
+        labels, masks, tokens = [], [], []
         for index in chunks(len(faces)):
             subset = faces.select(index)
-            found = parsing.parse(subset)
+            labels.append(parsing.parse(subset))
+            masks.append(region_masks(labels[-1]))
             with torch.no_grad():
-                tokens.append(encode_regions(clip, model.region_adapter, subset.crops, region_masks(found), model.config.clip_layers))
-            labels.append(found)
-        label_map = torch.cat(labels).to(output_device())
-        masks = region_masks(label_map)
-        regions = FaceRegions(label_map, masks, _concat(tokens, RegionTokens))
+                tokens.append(encode_regions(clip, model.region_adapter, subset.crops, masks[-1], model.config.clip_layers))
+        masks = torch.cat(masks).to(output_device())
+        regions = FaceRegions(torch.cat(labels).to(output_device()), masks, _concat(tokens, RegionTokens))
         preview = region_overlay(faces.crops, masks)
         return io.NodeOutput(regions, union_mask(masks, FACE_AREA), preview)
 

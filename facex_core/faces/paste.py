@@ -82,29 +82,28 @@ def paste_back(
         raise BatchSizeError(f"{masks.shape[0]} masks were given for {len(faces)} faces; give one mask, or one per face.")
     out = images.clone()
     border = feather_mask(faces.size, feather, images.device)
+    inverse = faces.inverse_matrices
     for i in range(len(faces)):
         mask = border if masks is None else border * masks[i % masks.shape[0]].to(border)
         crop = crops[i]
         if color_match:
             crop = match_colors(crop, faces.crops[i], mask)
         target = int(faces.image_index[i])
-        back = warp_image(crop.permute(2, 0, 1), faces.inverse_matrices[i], faces.image_hw, padding="zeros")
-        alpha = _to_image(mask, faces, i)[..., None]
+        back = warp_image(crop.permute(2, 0, 1), inverse[i], faces.image_hw, padding="zeros")
+        alpha = _to_image(mask, inverse[i], faces.image_hw)[..., None]
         out[target] = out[target] * (1 - alpha) + back.permute(1, 2, 0).clamp(0, 1) * alpha
     return out
 
 
-def _to_image(mask: torch.Tensor, faces: FaceCrops, index: int) -> torch.Tensor:
-    """A crop-space [S, S] mask of face `index` warped to its image, [H, W] in 0..1."""
-    inverse = faces.inverse_matrices[index]
-    return warp_image(mask[None], inverse, faces.image_hw, mode="bilinear", padding="zeros")[0].clamp(0, 1)
+def _to_image(mask: torch.Tensor, inverse: torch.Tensor, image_hw: tuple[int, int]) -> torch.Tensor:
+    """A crop-space [S, S] mask warped to its image by the crop's inverse matrix, [H, W] in 0..1."""
+    return warp_image(mask[None], inverse, image_hw, mode="bilinear", padding="zeros")[0].clamp(0, 1)
 
 
 def face_coverage(faces: FaceCrops, batch_size: int, feather: float = 0.1) -> torch.Tensor:
     """[B, H, W] mask of where paste-back writes in each image (the union over its faces)."""
     coverage = faces.crops.new_zeros(batch_size, *faces.image_hw)
     border = feather_mask(faces.size, feather, faces.crops.device)
-    for i in range(len(faces)):
-        target = int(faces.image_index[i])
-        coverage[target] = torch.maximum(coverage[target], _to_image(border, faces, i))
+    for owner, inverse in zip(faces.image_index.tolist(), faces.inverse_matrices):
+        coverage[owner] = torch.maximum(coverage[owner], _to_image(border, inverse, faces.image_hw))
     return coverage

@@ -7,11 +7,11 @@ CLIP, possibly fine-tuned, and its trained FPN adapter), see ford.region_feature
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from ..faces.crops import FaceCrops
-from ..models.locate import ModelRoots, locate_roles
 from .gaze import GazeExtractor
 from .identity import IdentityEncoder, IdentityFeatures
 from .motion import Motion3DMM, MotionExtractor
@@ -39,9 +39,8 @@ class FordExtractors:
     gaze: GazeExtractor
 
     @classmethod
-    def from_roots(cls, roots: ModelRoots, device: torch.device | str = "cpu") -> "FordExtractors":
-        """Find each extractor's file through the manifest and load it."""
-        files = locate_roles(EXTRACTOR_ROLES, roots)
+    def from_files(cls, files: dict[str, Path], device: torch.device | str = "cpu") -> "FordExtractors":
+        """Load each extractor from the files located for EXTRACTOR_ROLES (models.locate.locate_roles)."""
         return cls(
             identity=IdentityEncoder(files["recognition"], device),
             parser=FaceParser.from_file(files["parsing"], device),

@@ -33,7 +33,6 @@ REGIONS: dict[str, tuple[str, ...]] = {
 }
 REGION_NAMES = tuple(REGIONS)
 CORE_REGIONS = REGION_NAMES[:8]
-EXTRA_REGIONS = REGION_NAMES[8:]
 
 
 def label_to_region(labels: tuple[str, ...] = BISENET_LABELS) -> torch.Tensor:

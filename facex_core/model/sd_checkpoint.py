@@ -149,7 +149,7 @@ def _from_single_file(cls: type, state: dict, config: Path, path: str | Path, kw
     """diffusers' converter for one part, its failures as an error about the file."""
     try:
         return cls.from_single_file(state, config=str(config), **kwargs)
-    except (KeyError, ValueError, RuntimeError) as exc:  # NotImplementedError is a RuntimeError
+    except (KeyError, ValueError, RuntimeError) as exc:  # RuntimeError also covers "not implemented" conversions
         # a tensor the converter does not find stays on the meta device, and moving it fails
         reason = "tensors are missing" if "meta tensor" in str(exc) else f"{type(exc).__name__}: {str(exc)[:200]}"
         raise ModelFileError(

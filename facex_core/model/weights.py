@@ -41,14 +41,6 @@ class FaceXFile:
     metadata: dict[str, str]
     clip_state: dict[str, torch.Tensor]  # fine-tuned CLIP vision weights when embedded, else empty
 
-    @property
-    def extractors(self) -> dict[str, str]:
-        return json.loads(self.metadata["extractors"])
-
-    @property
-    def region_encoder(self) -> str:
-        return self.metadata["region_encoder"]
-
 
 def save_facex(
     model: FaceXModel,

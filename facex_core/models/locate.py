@@ -42,11 +42,6 @@ def find_model(entry: ModelFile, roots: ModelRoots) -> Path | None:
     return next((path for path in candidate_paths(entry, roots) if path.is_file()), None)
 
 
-def locate_role(role: str, roots: ModelRoots) -> Path:
-    """The first present file among the alternatives for `role`, or an error listing them all."""
-    return locate_roles((role,), roots)[role]
-
-
 def locate_roles(roles: tuple[str, ...], roots: ModelRoots) -> dict[str, Path]:
     """A file for every role, or one error that lists everything missing and where it goes."""
     found, missing = {}, []
