@@ -10,7 +10,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import onnx
 import torch
 from PIL import Image, ImageDraw
 
@@ -19,8 +18,8 @@ from facex_core.model.config import FaceXConfig
 from facex_core.model.diffusers_binding import block_specs
 from facex_core.model.facex import FaceXModel
 from facex_core.model.weights import save_facex
-from facex_core.testing import checkpoints, onnx_models
 from facex_core.testing.checkpoints import TINY_CLIP_VISION
+from facex_core.testing.model_folder import PACK, write_extractors
 from facex_core.testing.sd_checkpoint import tiny_sd15, write_single_file
 
 CHECKPOINT = "tiny_sd15.safetensors"
@@ -61,16 +60,8 @@ def populate(base: Path) -> None:
     (models / "facex").mkdir(exist_ok=True)
     for name, zero in ((FACEX, False), (FACEX_ZERO, True)):
         save_facex(tiny_facex(unet, zero), models / "facex" / name, extractors)
-    pack = models / "insightface" / "models" / "buffalo_l"
-    pack.mkdir(parents=True, exist_ok=True)
-    planted_detector_file(pack / "det_10g.onnx", [annotated(name) for name in INPUTS.values()], keyed=True)
-    onnx.save(onnx_models.arcface(**onnx_models.TINY_ARCFACE), str(pack / "w600k_r50.onnx"))
-    (models / "facex_extractors").mkdir(exist_ok=True)
-    checkpoints.write_bisenet(models / "facex_extractors" / "79999_iter.pth")
-    checkpoints.write_deep3d(models / "facex_extractors" / "epoch_20.pth")
-    checkpoints.write_l2cs(models / "facex_extractors" / "L2CSNet_gaze360.pkl")
-    (models / "clip_vision").mkdir(exist_ok=True)
-    checkpoints.write_clip(models / "clip_vision" / "clip-vit-large-patch14.safetensors")
+    write_extractors(models)
+    planted_detector_file(models / PACK / "det_10g.onnx", [annotated(name) for name in INPUTS.values()], keyed=True)
     (base / "input").mkdir(exist_ok=True)
     for name, image in (INPUTS | NO_FACE).items():
         shutil.copy(FACES_DIR / image, base / "input" / name)

@@ -4,6 +4,7 @@ the published layouts (facex_core.testing)."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,9 +15,13 @@ import torch
 
 from facex_core.faces.detect import DetectedFace, FaceDetector
 from facex_core.images import read_image_file
-from facex_core.testing import checkpoints, onnx_models
+from facex_core.testing import onnx_models
+from facex_core.testing.model_folder import PACK, write_extractors
 
 FACES_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "faces"
+NODES_DIR = Path(__file__).resolve().parents[1] / "nodes"
+# The node ids this pack declares, read from nodes/ (its modules import ComfyUI, tier 1 cannot).
+PACK_NODE_IDS = frozenset(re.findall(r'node_id="(\w+)"', "".join(p.read_text() for p in NODES_DIR.glob("*.py"))))
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,18 @@ def planted_detector_file(path: Path, images: list[AnnotatedImage], keyed: bool 
     return path
 
 
+def models_with_detector(root: Path, shared: Path, images: list[AnnotatedImage]) -> Path:
+    """A models folder under `root` using the extractors of `shared` (linked, not copied) and a
+    detector that finds the faces of `images`."""
+    models = root / "models"
+    (models / PACK).mkdir(parents=True)
+    (models / PACK / "w600k_r50.onnx").symlink_to(shared / PACK / "w600k_r50.onnx")
+    for folder in ("facex_extractors", "clip_vision"):
+        (models / folder).symlink_to(shared / folder)
+    planted_detector_file(models / PACK / "det_10g.onnx", images)
+    return models
+
+
 @pytest.fixture
 def planted_detector(tmp_path):
     """Factory: a FaceDetector that finds the annotated faces of the named image."""
@@ -104,20 +121,11 @@ def arcface_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def models_dir(tmp_path_factory, arcface_file) -> Path:
-    """A ComfyUI models folder holding every extractor in its published layout (random weights)."""
-    root = tmp_path_factory.mktemp("models")
-    pack = root / "insightface" / "models" / "buffalo_l"
-    pack.mkdir(parents=True)
-    (pack / "w600k_r50.onnx").write_bytes(arcface_file.read_bytes())
-    onnx.save(onnx_models.scrfd_empty(), str(pack / "det_10g.onnx"))
-    extractors = root / "facex_extractors"
-    extractors.mkdir()
-    checkpoints.write_bisenet(extractors / "79999_iter.pth")
-    checkpoints.write_deep3d(extractors / "epoch_20.pth")
-    checkpoints.write_l2cs(extractors / "L2CSNet_gaze360.pkl")
-    (root / "clip_vision").mkdir()
-    checkpoints.write_clip(root / "clip_vision" / "clip-vit-large-patch14.safetensors")
+def models_dir(tmp_path_factory) -> Path:
+    """A ComfyUI models folder holding every extractor in its published layout (random weights)
+    and a detector that finds no face."""
+    root = write_extractors(tmp_path_factory.mktemp("models"))
+    onnx.save(onnx_models.scrfd_empty(), str(root / PACK / "det_10g.onnx"))
     return root
 
 

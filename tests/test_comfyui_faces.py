@@ -5,13 +5,10 @@ import pytest
 from PIL import Image
 
 from comfy_server import execution_error
-from conftest import FACES_DIR
+from conftest import FACES_DIR, PACK_NODE_IDS
 
 pytestmark = pytest.mark.comfyui
 
-NODE_IDS = ("FaceXDetectAlign", "FaceXPasteBack", "FaceXLoader", "FaceXIDExtractor", "FaceXMotionExtractor",
-            "FaceXRegionPooler", "FaceXRepresentationAssembler", "FaceXRegionAssembler", "FaceXMotionEdit",
-            "FaceXFRCPatcher", "FaceXSamplerHook", "FaceXDoctor")
 
 
 def detect_graph(image: str, detector: str = "models/buffalo_l/det_10g.onnx", size: str = "512") -> dict:
@@ -29,7 +26,8 @@ def detect_graph(image: str, detector: str = "models/buffalo_l/det_10g.onnx", si
 
 def test_every_node_is_listed_with_a_description_and_input_tooltips(comfy_server):
     info = comfy_server.get("/object_info")
-    for node_id in NODE_IDS:
+    assert len(PACK_NODE_IDS) == 12
+    for node_id in sorted(PACK_NODE_IDS):
         node = info[node_id]
         assert node["category"] == "FaceX" and node["description"], node_id
         for group in ("required", "optional"):

@@ -5,16 +5,13 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import annotated, image_tensor, planted_detector_file
+from comfy_models import tiny_facex
+from conftest import annotated, image_tensor, models_with_detector
+from facex_core.__main__ import main
 from facex_core.faces.crops import align_faces
 from facex_core.faces.paste import face_coverage
-from facex_core.__main__ import main
 from facex_core.images import read_image_file
-from facex_core.model.config import FaceXConfig
-from facex_core.model.diffusers_binding import block_specs
-from facex_core.model.facex import FaceXModel
 from facex_core.model.weights import save_facex
-from facex_core.testing.checkpoints import TINY_CLIP_VISION
 from facex_core.testing.sd_checkpoint import tiny_sd15, write_single_file
 
 SOURCE = "same_identity/ai_ltx2_woman/frame_000.png"
@@ -26,20 +23,8 @@ def setup(tmp_path_factory, models_dir):
     root = tmp_path_factory.mktemp("edit")
     unet, vae, text_encoder = tiny_sd15()
     checkpoint = write_single_file(root / "tiny_sd15.safetensors", unet, vae, text_encoder, torch.float16)
-    torch.manual_seed(0)
-    config = FaceXConfig("sd15", 768, 256, block_specs(unet), width=32, region_dim=16,
-                         clip_dim=TINY_CLIP_VISION["hidden_size"], clip_layers=(1, 2, 2), adapter_layers=1, adapter_heads=2)
-    facex = FaceXModel(config)
-    for layer in facex.frc:
-        torch.nn.init.normal_(layer.zero_proj.weight, std=0.05)
-    weights = save_facex(facex, root / "facex_tiny.safetensors", {"recognition": "w600k_r50.onnx"})
-    models = root / "models"
-    pack = models / "insightface" / "models" / "buffalo_l"
-    pack.mkdir(parents=True)
-    (pack / "w600k_r50.onnx").symlink_to(models_dir / "insightface" / "models" / "buffalo_l" / "w600k_r50.onnx")
-    planted_detector_file(pack / "det_10g.onnx", [annotated(SOURCE)])
-    for folder in ("facex_extractors", "clip_vision"):
-        (models / folder).symlink_to(models_dir / folder)
+    weights = save_facex(tiny_facex(unet, zero=False), root / "facex_tiny.safetensors", {"recognition": "w600k_r50.onnx"})
+    models = models_with_detector(root, models_dir, [annotated(SOURCE)])
     return {"checkpoint": checkpoint, "facex": weights, "models": models, "root": root}
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-from conftest import annotated, planted_detector_file
+from conftest import annotated, models_with_detector
 from facex_core.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -14,12 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_extract_writes_every_representation(models_dir, tmp_path):
     name = "multi/real_obama_biden_oval_office.jpg"
-    models = tmp_path / "models"
-    pack = models / "insightface" / "models" / "buffalo_l"
-    pack.mkdir(parents=True)
-    (pack / "w600k_r50.onnx").symlink_to(models_dir / "insightface" / "models" / "buffalo_l" / "w600k_r50.onnx")
-    planted_detector_file(pack / "det_10g.onnx", [annotated(name)])
-    (models / "facex_extractors").symlink_to(models_dir / "facex_extractors")
+    models = models_with_detector(tmp_path, models_dir, [annotated(name)])
     out = tmp_path / "faces.safetensors"
     code = main(["--models-dir", str(models), "--device", "cpu", "extract", "--image", str(annotated(name).path),
                  "--out", str(out), "--size", "256", "--face", "all"])

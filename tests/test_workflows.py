@@ -12,12 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import PACK_NODE_IDS
 from facex_core.fors.tasks import TASKS
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
-FACEX_NODE_IDS = {"FaceXDetectAlign", "FaceXPasteBack", "FaceXLoader", "FaceXIDExtractor", "FaceXMotionExtractor",
-                  "FaceXRegionPooler", "FaceXRepresentationAssembler", "FaceXRegionAssembler", "FaceXMotionEdit",
-                  "FaceXFRCPatcher", "FaceXSamplerHook", "FaceXDoctor"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 PUBLISHED_MODELS = {"CheckpointLoaderSimple": ("ckpt_name", "v1-5-pruned-emaonly.safetensors"),
                     "FaceXLoader": ("facex_file", "facex_sd15.safetensors")}
@@ -169,5 +167,5 @@ def test_combo_values_are_offered_and_models_are_the_published_ones(task, specs)
 def test_facex_nodes_are_this_packs(task):
     used = {node["class_type"] for node in api_workflow(task).values()}
     facex = {t for t in used if t.lower().startswith("facex")}
-    assert facex <= FACEX_NODE_IDS, facex - FACEX_NODE_IDS
+    assert facex <= PACK_NODE_IDS, facex - PACK_NODE_IDS
     assert {"FaceXLoader", "FaceXFRCPatcher", "FaceXSamplerHook"} <= facex
