@@ -64,6 +64,17 @@ class EditJob:
         return row_for(self.task, self.regions, identity="source" if self.source is not None else "target")
 
 
+@dataclass(frozen=True)
+class Generated:
+    """One edit before paste-back: the target image, its aligned face, the generated crops
+    [N, S, S, 3] and the fusion mask [N, S, S] (1 where the model could change pixels)."""
+
+    image: torch.Tensor
+    faces: FaceCrops
+    crops: torch.Tensor
+    fusion: torch.Tensor
+
+
 def check_files(checkpoint: Path, facex: Path, roots: ModelRoots) -> dict[str, Path]:
     """The detector and extractor files; or one error naming every file the edit needs and
     does not find."""
@@ -114,8 +125,8 @@ class FaceXEditor:
         return images, faces, FaceRepresentation.from_ford(outputs, regions), FaceImages(faces.crops, outputs.masks)
 
     @torch.no_grad()
-    def edit(self, job: EditJob, settings: SamplingSettings = SamplingSettings()) -> torch.Tensor:
-        """The edited target image [1, H, W, 3]."""
+    def generate(self, job: EditJob, settings: SamplingSettings = SamplingSettings()) -> Generated:
+        """The generated crop of the target's face, before paste-back (evaluation measures it)."""
         row = job.row()
         image, target_faces, target, target_images = self.face(job.target)
         source = self.face(job.source) if job.source else None
@@ -129,6 +140,12 @@ class FaceXEditor:
         with self.binding:
             crops = sample_crops(self.sd.unet, self.sd.vae, self.sd.scheduler_config, self.binding, context,
                                  empty_prompt(self.sd.text_encoder), target_faces.crops, fusion, settings)
+        return Generated(image, target_faces, crops, fusion)
+
+    def edit(self, job: EditJob, settings: SamplingSettings = SamplingSettings()) -> torch.Tensor:
+        """The edited target image [1, H, W, 3]."""
+        generated = self.generate(job, settings)
+        fusion = generated.fusion
         radius = max(1, round(DEFAULT_MARGIN * fusion.shape[-1]))
         soft = F.avg_pool2d(fusion[:, None], 2 * radius + 1, stride=1, padding=radius)[:, 0]
-        return paste_back(image, target_faces, crops, masks=soft)
+        return paste_back(generated.image, generated.faces, generated.crops, masks=soft)
