@@ -104,7 +104,28 @@ def load_single_file(
     Fully offline: the state dict is read here and handed to diffusers as a dict, and every
     config comes from a local folder with local_files_only=True.
     """
-    vae_config, scheduler_config_dir = _part_dir(config_name, "vae"), _part_dir(config_name, "scheduler")
+    state = _checked_state(path, config_name)
+    unet = _from_single_file(UNet2DConditionModel, state, config_dir(config_name) / "unet", path, _offline(device, dtype))
+    vae = _from_single_file(AutoencoderKL, state, _part_dir(config_name, "vae"), path, _offline(device, dtype))
+    text_encoder = _load_text_encoder(state, config_name, path).to(device=device, dtype=dtype)
+    return StableDiffusionParts(unet, vae, text_encoder, scheduler_config(config_name))
+
+
+def load_vae(path: str | Path, config_name: str = "sd15", device: str | torch.device = "cpu",
+             dtype: torch.dtype = torch.float32) -> AutoencoderKL:
+    """Only the VAE of a checkpoint (data preparation encodes latents and needs nothing else)."""
+    state = _checked_state(path, config_name)
+    return _from_single_file(AutoencoderKL, state, _part_dir(config_name, "vae"), path, _offline(device, dtype))
+
+
+def scheduler_config(config_name: str) -> dict:
+    """The noise schedule the kept config's models were trained with."""
+    return json.loads((_part_dir(config_name, "scheduler") / "scheduler_config.json").read_text())
+
+
+def _checked_state(path: str | Path, config_name: str) -> dict:
+    """The state dict of a full checkpoint of the config's family, or an error saying what it is."""
+    _part_dir(config_name, "vae")
     state = _read_state(path)
     found, wanted = checkpoint_family(state, path), config_family(config_name)
     if found != wanted:
@@ -119,14 +140,14 @@ def load_single_file(
                 f"The {_WHAT} file {path} holds no {part} weights ('{prefix}...'); it is a UNet-only "
                 "file. Use the full checkpoint that includes the VAE and the text encoder."
             )
+    return state
+
+
+def _offline(device: str | torch.device, dtype: torch.dtype) -> dict:
     offline = dict(local_files_only=True, device=device)
     if dtype != torch.float32:  # float32 is what diffusers builds; asking for it only logs a false warning
         offline["torch_dtype"] = dtype
-    unet = _from_single_file(UNet2DConditionModel, state, config_dir(config_name) / "unet", path, offline)
-    vae = _from_single_file(AutoencoderKL, state, vae_config, path, offline)
-    text_encoder = _load_text_encoder(state, config_name, path).to(device=device, dtype=dtype)
-    scheduler_config = json.loads((scheduler_config_dir / "scheduler_config.json").read_text())
-    return StableDiffusionParts(unet, vae, text_encoder, scheduler_config)
+    return offline
 
 
 def _part_dir(config_name: str, part: str) -> Path:
