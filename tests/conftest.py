@@ -18,6 +18,8 @@ from facex_core.images import read_image_file
 from facex_core.testing import onnx_models
 from facex_core.testing.model_folder import PACK, write_extractors
 
+pytest_plugins = ["train_fixtures"]
+
 FACES_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "faces"
 NODES_DIR = Path(__file__).resolve().parents[1] / "nodes"
 # The node ids this pack declares, read from nodes/ (its modules import ComfyUI, tier 1 cannot).
@@ -83,15 +85,15 @@ def planted_detector_file(path: Path, images: list[AnnotatedImage], keyed: bool 
     return path
 
 
-def models_with_detector(root: Path, shared: Path, images: list[AnnotatedImage]) -> Path:
+def models_with_detector(root: Path, shared: Path, images: list[AnnotatedImage], keyed: bool = False) -> Path:
     """A models folder under `root` using the extractors of `shared` (linked, not copied) and a
-    detector that finds the faces of `images`."""
+    detector that finds the faces of `images` (with `keyed`, each image's own faces only)."""
     models = root / "models"
     (models / PACK).mkdir(parents=True)
     (models / PACK / "w600k_r50.onnx").symlink_to(shared / PACK / "w600k_r50.onnx")
     for folder in ("facex_extractors", "clip_vision"):
         (models / folder).symlink_to(shared / folder)
-    planted_detector_file(models / PACK / "det_10g.onnx", images)
+    planted_detector_file(models / PACK / "det_10g.onnx", images, keyed)
     return models
 
 
