@@ -83,8 +83,6 @@ def test_a_batch_gives_the_features_of_each_image_alone(inception, faces, single
     np.testing.assert_allclose(inception.features(faces[256]), single_features[256], atol=1e-5, rtol=0)
 
 
-# Four 2048-d feature vectors have a singular covariance, which scipy's sqrtm warns about.
-@pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")
 def test_fid_of_identical_feature_sets_is_zero(single_features):
     features = np.concatenate(list(single_features.values()))
     assert frechet_distance(features, features) == pytest.approx(0.0, abs=1e-6)
