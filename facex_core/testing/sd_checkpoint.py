@@ -125,8 +125,8 @@ def write_single_file(path: str | Path, unet: UNet2DConditionModel, vae: Autoenc
 
 def tiny_sd15(seed: int = 0, config_name: str = "tiny_sd15") -> tuple[UNet2DConditionModel, AutoencoderKL, CLIPTextModel]:
     """The networks of a small kept config with seeded random values in every tensor:
-    tiny_sd15 (a full-width VAE, as ComfyUI's VAE loader requires) or micro_sd15 (the same
-    UNet with a 32-channel VAE, for CPU tests that encode and decode many crops)."""
+    tiny_sd15 (a full-width VAE, as ComfyUI's VAE loader requires) or micro_sd15 (32-channel
+    UNet and VAE, for CPU tests that train or encode many crops)."""
     generator = torch.Generator().manual_seed(seed)
     models = (sd_checkpoint.build_unet(config_name), sd_checkpoint.build_vae(config_name),
               sd_checkpoint.build_text_encoder(config_name))
