@@ -45,10 +45,7 @@ class FaceXModel(nn.Module):
         return [layer.prepare(context, fuse_output) for layer in self.frc]
 
 
-def drop_condition(context: torch.Tensor, null: torch.Tensor, probability: float,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """Replace each sample's context by the null context with `probability` (training for
-    classifier-free guidance; the paper drops 10%)."""
-    dropped = torch.rand(context.shape[0], generator=generator, device=generator.device if generator else None)
-    keep = (dropped >= probability).to(context.device)[:, None, None]
-    return torch.where(keep, context, null.expand_as(context))
+def drop_condition(context: torch.Tensor, null: torch.Tensor, dropped: torch.Tensor) -> torch.Tensor:
+    """Replace the context of the samples marked in `dropped` [N] (bool) by the null context:
+    training for classifier-free guidance (the paper drops 10% of samples)."""
+    return torch.where(dropped.to(context.device)[:, None, None], null.expand_as(context).to(context.dtype), context)
