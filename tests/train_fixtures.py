@@ -16,10 +16,12 @@ import torch
 from conftest import ANNOTATIONS, FACES_DIR, annotated, models_with_detector
 from facex_core.models.locate import roots_from_models_dir
 from facex_core.testing.sd_checkpoint import tiny_sd15, write_single_file
+from facex_core.train.config import TrainConfig
 from facex_core.train.prepare import Preparer, PrepareSettings, prepare
+from facex_core.train.trainer import Trainer
 
 CLIP_FOLDERS = {"woman": "same_identity/ai_ltx2_woman", "performer": "same_identity/real_whitehouse_performer"}
-BASE_CONFIG = "micro_sd15"  # the tiny UNet with a 32-channel VAE: fast on a CPU
+BASE_CONFIG = "micro_sd15"  # 32-channel UNet and VAE: fast on a CPU
 BAD_FRAMES = {"frame_100.png": "bad/no_face_coffee.png", "frame_999.jpg": "bad/truncated.jpg"}
 
 
@@ -63,3 +65,21 @@ def train_data(tmp_path_factory, models_dir) -> TrainData:
     prepared = root / "prepared"
     counts = prepare(data, prepared, make_preparer(models, checkpoint))
     return TrainData(root, checkpoint, models, data, prepared, counts)
+
+
+TINY_MODEL = {"width": 32, "region_dim": 16, "adapter_layers": 1, "adapter_heads": 2}
+
+
+def tiny_run(data: TrainData, output: Path, **settings) -> TrainConfig:
+    """A run of the tiny networks on the prepared frames: plain float32, no checkpointing."""
+    values = dict(checkpoint=str(data.checkpoint), prepared=str(data.prepared), output=str(output),
+                  clip_vision=str(data.models / "clip_vision" / "clip-vit-large-patch14.safetensors"),
+                  base_config=BASE_CONFIG, batch=2, micro_batch=2, mixed_precision="no", gradient_checkpointing=False,
+                  workers=0, validate_every=0, checkpoint_every=1000, model=TINY_MODEL)
+    return TrainConfig(**(values | settings))
+
+
+@pytest.fixture(scope="session")
+def tiny_trainer(train_data, tmp_path_factory):
+    """A fresh run of the tiny networks, built once for tests that only look at it."""
+    return Trainer(tiny_run(train_data, tmp_path_factory.mktemp("tiny_run")))

@@ -89,7 +89,7 @@ class Preparer:
 
     def prepare_clip(self, clip: Clip, log: "EventLog") -> dict[str, torch.Tensor] | None:
         """The clip's shard tensors, or None when no frame had a usable face."""
-        parts = [self._frames(chunk) for chunk in _chunks(self._usable(clip, log), self.settings.batch)]
+        parts = [self._frames(chunk) for chunk in chunks(self._usable(clip, log), self.settings.batch)]
         if not parts:
             return None
         return {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
@@ -130,7 +130,7 @@ class Preparer:
         return {name: tensor.to(STORED_DTYPES.get(name, tensor.dtype)).contiguous() for name, tensor in tensors.items()}
 
 
-def _chunks(items: Iterable, size: int) -> Iterator[list]:
+def chunks(items: Iterable, size: int) -> Iterator[list]:
     chunk = []
     for item in items:
         chunk.append(item)

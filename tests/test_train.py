@@ -1,0 +1,203 @@
+"""The trainer on tiny networks and real frames: it learns, resumes exactly, averages
+gradients across processes like one process, and exports a file `edit` runs."""
+
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import load_file
+
+from conftest import FACES_DIR, annotated, image_tensor
+from facex_core.faces.crops import align_faces
+from facex_core.faces.paste import face_coverage
+from facex_core.__main__ import main as facex_main
+from facex_core.ford.clip_vision import ClipVisionEncoder
+from facex_core.images import read_image_file
+from facex_core.model.weights import load_facex
+from facex_core.train.__main__ import main as train_main
+from facex_core.train.checkpoints import complete_checkpoints, latest_checkpoint
+from facex_core.train.config import TrainConfig
+from facex_core.train.dataset import to_device
+from facex_core.train.step import draw
+from facex_core.train.trainer import Trainer
+from train_fixtures import CLIP_FOLDERS, tiny_run
+from train_gradients import first_batch_gradients
+
+HERE = Path(__file__).parent
+
+
+def test_a_200_step_overfit_run_halves_its_loss(train_data, tmp_path):
+    trainer = Trainer(tiny_run(train_data, tmp_path, steps=200, learning_rate=1e-3))
+    trainer.run()
+    start, end = statistics.mean(trainer.losses[:20]), statistics.mean(trainer.losses[-20:])
+    assert end < 0.5 * start, (start, end)
+
+
+def test_the_zero_initialised_frc_trains_from_the_frozen_unet_s_own_loss(tiny_trainer):
+    """Before any step the FRC adds nothing: the loss is the plain UNet's on the same draws."""
+    model = tiny_trainer.accelerator.unwrap_model(tiny_trainer.model)
+    batch = next(iter(tiny_trainer.loader(1)))
+    with torch.no_grad():
+        loss = model(batch)
+        latents = batch["target"]["latents"]
+        draws = draw(batch["sample"], 0, tuple(latents.shape[1:]), 1000, 0.1)
+        noisy = model.scheduler.add_noise(latents, draws.noise, draws.timesteps)
+        tiny_trainer.binding.detach()
+        try:
+            plain = model.binding.unet(noisy, draws.timesteps, encoder_hidden_states=model.text.expand(2, -1, -1)).sample
+        finally:
+            tiny_trainer.binding.attach()
+    assert abs(float(loss) - float(F.mse_loss(plain, draws.noise))) < 1e-6
+
+
+def test_an_interrupted_and_resumed_run_ends_with_the_parameters_of_an_uninterrupted_one(train_data, tmp_path):
+    config = tiny_run(train_data, tmp_path / "whole", steps=6, checkpoint_every=3, learning_rate=1e-3)
+    whole = Trainer(config)
+    whole.run()
+    interrupted = replace(config, output=str(tmp_path / "interrupted"))
+    Trainer(interrupted).run(until=4)  # stops after step 4: the last checkpoint is step 4
+    (tmp_path / "interrupted" / "checkpoints" / "step_0000005.partial").mkdir()  # a crash while saving
+    resumed = Trainer(interrupted)
+    assert resumed.step == 4
+    resumed.run()
+    for (name, expected), actual in zip(whole.facex.state_dict().items(), resumed.facex.state_dict().values()):
+        assert torch.equal(expected, actual), name
+    assert whole.losses[4:] == resumed.losses
+
+
+def test_resuming_with_other_settings_is_refused(train_data, tmp_path):
+    config = tiny_run(train_data, tmp_path, steps=1)
+    Trainer(config).run()
+    with pytest.raises(Exception, match="holds a run with other batch, seed"):
+        Trainer(replace(config, batch=4, seed=5, steps=2))
+
+
+def test_gradient_checkpointing_changes_no_gradient(train_data, tmp_path):
+    plain = first_batch_gradients(Trainer(tiny_run(train_data, tmp_path / "a")))
+    checkpointed = first_batch_gradients(Trainer(tiny_run(train_data, tmp_path / "b", gradient_checkpointing=True)))
+    assert plain.keys() == checkpointed.keys() and any(g.abs().sum() > 0 for g in plain.values())
+    for name in plain:
+        assert torch.allclose(plain[name], checkpointed[name], atol=1e-7, rtol=1e-5), name
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_gloo_processes_average_the_gradients_of_one_process_on_the_same_batch(train_data, tmp_path):
+    config = tiny_run(train_data, tmp_path / "two", micro_batch=1)
+    (tmp_path / "two.json").write_text(json.dumps(config.to_dict()))
+    env = os.environ | {"PYTHONPATH": str(HERE.parent), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+               str(HERE / "train_gradients.py"), str(tmp_path / "two.json"), str(tmp_path / "two.safetensors")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    two = load_file(str(tmp_path / "two.safetensors"))
+    one = first_batch_gradients(Trainer(tiny_run(train_data, tmp_path / "one", micro_batch=2)))
+    assert two.keys() == one.keys()
+    for name in one:
+        assert torch.allclose(two[name], one[name], atol=1e-7, rtol=1e-4), name
+    from safetensors import safe_open
+    with safe_open(str(tmp_path / "two.safetensors"), "pt") as handle:
+        assert handle.metadata() == {"processes": "2", "backend": "gloo"}
+
+
+@pytest.fixture(scope="module")
+def exported(train_data, tmp_path_factory):
+    """A finished 2-step run through the command line, and its exported weight file."""
+    output = tmp_path_factory.mktemp("exported")
+    config = tiny_run(train_data, output / "run", steps=2, validate_every=2, validation_samples=2, validation_steps=2)
+    (output / "config.json").write_text(json.dumps(config.to_dict()))
+    assert train_main(["train", "--config", str(output / "config.json"), "--set", "learning_rate=0.001"]) == 0
+    return output / "run"
+
+
+def test_a_finished_run_exports_a_weight_file_that_loads(exported, train_data):
+    loaded = load_facex(exported / "facex_head_swap.safetensors")
+    assert loaded.metadata["region_encoder"] == "clip_vision:clip-vit-large-patch14.safetensors"
+    assert json.loads(loaded.metadata["extractors"])["recon3d"] == "epoch_20.pth"
+    trained = load_file(str(latest_checkpoint(exported).folder / "trainable.safetensors"))
+    for name, value in loaded.model.state_dict().items():
+        assert torch.allclose(value, trained[f"facex.{name}"].half().float()), name
+    again = exported / "again.safetensors"
+    assert train_main(["export", "--checkpoint", str(latest_checkpoint(exported).folder), "--out", str(again)]) == 0
+    assert load_file(str(again)).keys() == load_file(str(exported / "facex_head_swap.safetensors")).keys()
+
+
+def test_the_exported_file_drives_the_edit_command(exported, train_data, tmp_path):
+    frames = sorted((FACES_DIR / CLIP_FOLDERS["woman"]).iterdir())
+    out = tmp_path / "swapped.png"
+    code = facex_main(["--models-dir", str(train_data.models), "--device", "cpu", "edit", "--task", "head_swap",
+                       "--source", str(frames[0]), "--target", str(frames[5]), "--checkpoint", str(train_data.checkpoint),
+                       "--facex", str(exported / "facex_head_swap.safetensors"), "--base-config", "micro_sd15",
+                       "--out", str(out), "--steps", "2"])
+    target = read_image_file(frames[5])
+    result = np.asarray(Image.open(out))
+    assert code == 0 and result.shape == target.shape
+    name = f"{CLIP_FOLDERS['woman']}/{frames[5].name}"
+    reach = face_coverage(align_faces(image_tensor(name), [annotated(name).detections()], 256), 1)[0].numpy() > 0
+    changed = (result != target).any(-1)
+    assert changed.mean() > 0.05 and not changed[~reach].any()  # the face changed, nothing outside its crop
+
+
+def test_validation_grids_are_saved_and_logged(exported):
+    grid = np.asarray(Image.open(exported / "validation" / "step_0000002.png"))
+    assert grid.shape == (2 * 256, 4 * 256, 3)
+    assert list((exported / "logs").rglob("events.out.tfevents.*"))
+
+
+def test_checkpoints_keep_only_the_newest(train_data, tmp_path):
+    Trainer(tiny_run(train_data, tmp_path, steps=4, checkpoint_every=1, keep_checkpoints=2)).run()
+    assert [path.name for path in complete_checkpoints(tmp_path)] == ["step_0000003", "step_0000004"]
+
+
+def test_a_fine_tuned_clip_trains_and_travels_in_the_weight_file(train_data, tmp_path):
+    """Two steps: the first only moves the zero-initialised projections (nothing upstream of
+    them has a gradient yet), the second reaches CLIP."""
+    out = Trainer(tiny_run(train_data, tmp_path, steps=2, finetune_clip=True, learning_rate=1e-3)).run()
+    loaded = load_facex(out)
+    assert loaded.metadata["region_encoder"] == "embedded"
+    original = ClipVisionEncoder.from_path(train_data.models / "clip_vision" / "clip-vit-large-patch14.safetensors")
+    tuned = ClipVisionEncoder.from_state(loaded.clip_state, out)
+    name = "vision_model.encoder.layers.0.mlp.fc1.weight"
+    assert not torch.equal(original.model.state_dict()[name].half(), tuned.model.state_dict()[name].half())
+
+
+def test_bf16_training_runs_from_the_command_line(train_data, tmp_path):
+    """In its own process: accelerate fixes the precision once per process."""
+    config = tiny_run(train_data, tmp_path / "run", steps=2, mixed_precision="bf16")
+    (tmp_path / "bf16.json").write_text(json.dumps(config.to_dict()))
+    env = os.environ | {"PYTHONPATH": str(HERE.parent)}
+    done = subprocess.run([sys.executable, "-m", "facex_core.train", "train", "--config", str(tmp_path / "bf16.json")],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trained = latest_checkpoint(tmp_path / "run").weights()
+    assert all(value.dtype == torch.float32 and value.isfinite().all() for value in trained.values())  # master weights
+    initial = Trainer(tiny_run(train_data, tmp_path / "fresh")).facex.state_dict()
+    assert not torch.equal(trained["facex.frc.0.zero_proj.weight"], initial["frc.0.zero_proj.weight"])
+
+
+def test_the_paper_s_recipe_ships_as_three_configs():
+    stages = {name: TrainConfig.from_file(name) for name in ("generalist", "reenactment", "face_swap")}
+    assert {name: (c.task, c.steps) for name, c in stages.items()} == {
+        "generalist": ("head_swap", 20_000), "reenactment": ("reenactment", 15_000), "face_swap": ("face_swap", 5_000)}
+    for config in stages.values():
+        assert (config.batch, config.learning_rate, config.condition_dropout, config.mixed_precision) == (32, 1e-5, 0.1, "bf16")
+    assert stages["reenactment"].init_from == stages["face_swap"].init_from == "runs/generalist/facex_head_swap.safetensors"
+    assert TrainConfig.from_file("generalist", ["steps=10", "output=runs/x", "finetune_clip=true"]).finetune_clip is True
+    with pytest.raises(ValueError, match="unknown setting 'stepz'"):
+        TrainConfig.from_file("generalist", ["stepz=1"])
+    with pytest.raises(ValueError, match="task 'inpainting' cannot be trained from frame pairs"):
+        TrainConfig.from_file("generalist", ["task=inpainting"])
