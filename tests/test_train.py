@@ -29,7 +29,7 @@ from facex_core.train.checkpoints import complete_checkpoints, latest_checkpoint
 from facex_core.train.config import TrainConfig
 from facex_core.train.dataset import to_device
 from facex_core.train.step import draw
-from facex_core.train.trainer import Trainer
+from facex_core.train.trainer import Trainer, micro_batch_size
 from train_fixtures import CLIP_FOLDERS, tiny_run
 from train_gradients import first_batch_gradients
 
@@ -88,6 +88,13 @@ def test_gradient_checkpointing_changes_no_gradient(train_data, tmp_path):
     assert plain.keys() == checkpointed.keys() and any(g.abs().sum() > 0 for g in plain.values())
     for name in plain:
         assert torch.allclose(plain[name], checkpointed[name], atol=1e-7, rtol=1e-5), name
+
+
+def test_the_micro_batch_fits_the_process_count():
+    assert [micro_batch_size(32, world, 8) for world in (1, 2, 4, 8)] == [8, 8, 8, 4]
+    assert micro_batch_size(32, 2, 3) == 2
+    with pytest.raises(ValueError, match="A batch of 32 cannot be split evenly over 3 processes"):
+        micro_batch_size(32, 3, 8)
 
 
 def _free_port() -> int:

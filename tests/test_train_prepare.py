@@ -14,6 +14,7 @@ from facex_core.faces.crops import align_faces
 from facex_core.model.sampling import encode
 from facex_core.train.clips import BadFrame, Frame, find_clips, read_frames
 from facex_core.train.prepare import Slot, prepare, shard_metadata
+from facex_core.train.__main__ import main as train_main
 from train_fixtures import CLIP_FOLDERS, make_preparer
 
 WOMAN_FRAMES = sorted(p.name for p in (FACES_DIR / CLIP_FOLDERS["woman"]).iterdir())
@@ -77,6 +78,24 @@ def test_two_ranks_split_the_clips_and_together_write_the_same_shards(train_data
         assert ours["frame_index"].tolist() == single["frame_index"][:count].tolist()
         for key, tensor in single.items():
             assert torch.allclose(ours[key].float(), tensor[:count].float(), rtol=1e-3, atol=1e-3), key
+
+
+def test_torchrun_s_environment_gives_the_share(monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert Slot.from_environment() == Slot(1, 3, "cuda:1")
+    assert Slot.from_environment(device="cpu") == Slot(1, 3, "cpu")
+
+
+def test_the_prepare_command_writes_shards_and_says_what_it_did(train_data, tmp_path, capsys):
+    code = train_main(["prepare", "--data", str(train_data.data), "--out", str(tmp_path), "--checkpoint",
+                       str(train_data.checkpoint), "--base-config", "micro_sd15", "--models-dir", str(train_data.models),
+                       "--every", "3", "--max-frames", "2", "--device", "cpu"])
+    assert code == 0
+    assert "rank 0: 2 shard(s) with 4 frames written" in capsys.readouterr().out
+    assert load_file(str(tmp_path / "shards" / "woman.safetensors"))["frame_index"].tolist() == [0, 3]
 
 
 def test_rank_outside_the_world_is_refused():

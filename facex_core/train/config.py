@@ -37,7 +37,7 @@ class TrainConfig:
     init_from: str | None = None  # a FaceX weight file to fine-tune from (later stages)
     steps: int = 20_000
     batch: int = 32  # effective batch: processes x micro_batch x accumulation
-    micro_batch: int = 4  # samples per process per forward pass
+    micro_batch: int = 4  # at most this many samples per process per forward pass
     learning_rate: float = 1e-5
     condition_dropout: float = 0.1
     finetune_clip: bool = False  # True: CLIP trains too and is embedded in the weight file

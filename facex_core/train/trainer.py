@@ -42,16 +42,23 @@ WEIGHT_DTYPES = {"no": torch.float32, "bf16": torch.bfloat16, "fp16": torch.floa
 VALIDATION_GUIDANCE = 3.0
 
 
+def micro_batch_size(batch: int, world: int, most: int) -> int:
+    """The largest per-process forward batch up to `most` that splits `batch` evenly over
+    `world` processes and whole accumulation steps, so one config fits 1 to 8 GPUs."""
+    fitting = [size for size in range(min(most, batch), 0, -1) if batch % (world * size) == 0]
+    if not fitting:
+        raise ValueError(f"A batch of {batch} cannot be split evenly over {world} processes; use a process count that divides it.")
+    return fitting[0]
+
+
 class Trainer:
     """Builds a run from its config (resuming from the run folder's latest checkpoint) and trains it."""
 
     def __init__(self, config: TrainConfig) -> None:
         self.config, self.output = config, Path(config.output)
         world = PartialState(cpu=not torch.cuda.is_available()).num_processes
-        self.accumulation = config.batch // (world * config.micro_batch)
-        if self.accumulation * world * config.micro_batch != config.batch:
-            raise ValueError(f"A batch of {config.batch} does not split into {world} process(es) x micro_batch "
-                             f"{config.micro_batch} x accumulation steps; change micro_batch.")
+        self.micro_batch = micro_batch_size(config.batch, world, config.micro_batch)
+        self.accumulation = config.batch // (world * self.micro_batch)
         self.accelerator = Accelerator(
             mixed_precision=config.mixed_precision, log_with="tensorboard", cpu=not torch.cuda.is_available(),
             project_config=ProjectConfiguration(project_dir=str(self.output), logging_dir=str(self.output / "logs")),
