@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 from safetensors.torch import save_file
@@ -19,13 +20,43 @@ from .fors.tasks import TASKS, parse_picks
 from .models.locate import default_models_dir, locate_roles, roots_from_models_dir
 
 
+if TYPE_CHECKING:
+    from .edit import FaceXEditor
+    from .model.sampling import SamplingSettings
+
 TASK_NAMES = tuple(TASKS)
+
+
+def add_place_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the model files are and where the networks run."""
+    parser.add_argument("--models-dir", default=None, help=f"ComfyUI models folder (default: {default_models_dir()})")
+    parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: the GPU if present)")
+
+
+def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
+    """The networks and sampling settings of every command that generates faces (edit, eval)."""
+    parser.add_argument("--checkpoint", required=True, type=Path, help="Stable Diffusion single-file checkpoint")
+    parser.add_argument("--facex", required=True, type=Path, help="FaceX weight file (.safetensors)")
+    parser.add_argument("--base-config", default=None, help="diffusers config of the checkpoint (default: the FaceX file's family)")
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def editor_and_settings(args: argparse.Namespace) -> tuple["FaceXEditor", "SamplingSettings"]:
+    """The editor and sampling settings that add_place_arguments and add_generation_arguments describe."""
+    from .edit import FaceXEditor
+    from .model.sampling import SamplingSettings
+    from .runtime import default_device
+
+    editor = FaceXEditor(args.checkpoint, args.facex, roots_from_models_dir(args.models_dir), args.base_config,
+                         args.device or default_device())
+    return editor, SamplingSettings(args.steps, args.guidance, args.seed)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m facex_core", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models-dir", default=None, help=f"ComfyUI models folder (default: {default_models_dir()})")
-    parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: the GPU if present)")
+    add_place_arguments(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     doctor = sub.add_parser("doctor", help="check the environment and the model files")
     doctor.add_argument("--verify", action="store_true", help="also check SHA-256 of present files (slow)")
@@ -44,13 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     edit.add_argument("--hole", type=Path, help="inpainting: white where to fill, same size as the target image")
     edit.add_argument("--regions", default="", help="attribute editing: regions from the reference, e.g. hair,eyebrows; "
                       "mixture editing: region=input pairs, e.g. eyes=source,hair=reference")
-    edit.add_argument("--checkpoint", required=True, type=Path, help="Stable Diffusion single-file checkpoint")
-    edit.add_argument("--facex", required=True, type=Path, help="FaceX weight file (.safetensors)")
-    edit.add_argument("--base-config", default=None, help="diffusers config of the checkpoint (default: the FaceX file's family)")
+    add_generation_arguments(edit)
     edit.add_argument("--out", required=True, type=Path, help="output image (.png)")
-    edit.add_argument("--steps", type=int, default=30)
-    edit.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale")
-    edit.add_argument("--seed", type=int, default=0)
     for angle in ("yaw", "pitch", "roll"):
         edit.add_argument(f"--{angle}", type=float, help=f"motion editing: head {angle} in degrees")
     edit.add_argument("--relative", action="store_true", help="motion editing: add the angles to the target's")
@@ -89,10 +115,8 @@ def _extract(args: argparse.Namespace) -> int:
 
 
 def _edit(args: argparse.Namespace) -> int:
-    from .edit import EditJob, FaceXEditor, MotionEdit
+    from .edit import EditJob, MotionEdit
     from .images import to_uint8
-    from .model.sampling import SamplingSettings
-    from .runtime import default_device
 
     job = EditJob(
         task=args.task, target=args.target, source=args.source, reference=args.reference, hole=args.hole,
@@ -100,9 +124,8 @@ def _edit(args: argparse.Namespace) -> int:
         motion=MotionEdit(args.pitch, args.yaw, args.roll, args.relative,
                           tuple(args.gaze) if args.gaze else None, args.expression_scale),
     )
-    editor = FaceXEditor(args.checkpoint, args.facex, roots_from_models_dir(args.models_dir), args.base_config,
-                         args.device or default_device())
-    result = editor.edit(job, SamplingSettings(args.steps, args.guidance, args.seed))
+    editor, settings = editor_and_settings(args)
+    result = editor.edit(job, settings)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(to_uint8(result)[0]).save(args.out)
     print(f"{args.task}: {args.target} -> {args.out}")

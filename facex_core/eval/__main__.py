@@ -13,11 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..edit import FaceXEditor
+from ..__main__ import add_generation_arguments, add_place_arguments, editor_and_settings
 from ..errors import FaceXError
-from ..model.sampling import SamplingSettings
-from ..models.locate import default_models_dir, roots_from_models_dir
-from ..runtime import default_device
+from ..models.locate import roots_from_models_dir
 from .inception import WEIGHTS_FILE
 from .protocols import DEFAULT_METHOD, FID_NETWORKS, PROTOCOLS, evaluate, format_table, read_pairs, write_json
 
@@ -28,16 +26,8 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("protocol", choices=tuple(PROTOCOLS))
     parser.add_argument("--pairs", required=True, type=Path, help="CSV file with the columns source,target")
-    parser.add_argument("--checkpoint", required=True, type=Path, help="Stable Diffusion single-file checkpoint")
-    parser.add_argument("--facex", required=True, type=Path, help="FaceX weight file (.safetensors)")
-    parser.add_argument("--models-dir", default=None,
-                        help=f"ComfyUI models folder (default: {default_models_dir()})")
-    parser.add_argument("--base-config", default=None,
-                        help="diffusers config of the checkpoint (default: the FaceX file's family)")
-    parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: the GPU if present)")
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale")
-    parser.add_argument("--seed", type=int, default=0)
+    add_generation_arguments(parser)
+    add_place_arguments(parser)
     parser.add_argument("--method", default=DEFAULT_METHOD, help="the method's name in the table")
     parser.add_argument("--fid-network", default="clip", choices=tuple(FID_NETWORKS),
                         help="FID features: CLIP ViT-L/14 (the clip_vision file) or Inception-v3 "
@@ -50,11 +40,11 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     protocol = PROTOCOLS[args.protocol]
     pairs = read_pairs(args.pairs)
+    editor, settings = editor_and_settings(args)
     roots = roots_from_models_dir(args.models_dir)
-    editor = FaceXEditor(args.checkpoint, args.facex, roots, args.base_config, args.device or default_device())
     fid_network = FID_NETWORKS[args.fid_network](editor, roots, args.inception_weights) if protocol.fid else None
-    report = evaluate(editor, protocol, pairs, SamplingSettings(args.steps, args.guidance, args.seed), fid_network,
-                      args.method, progress=lambda line: print(line, file=sys.stderr))
+    report = evaluate(editor, protocol, pairs, settings, fid_network, args.method,
+                      progress=lambda line: print(line, file=sys.stderr))
     print(format_table(report))
     if args.out:
         write_json(report, args.out)
