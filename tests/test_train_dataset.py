@@ -34,6 +34,16 @@ def test_every_frame_is_a_target_once_per_epoch_and_samples_repeat_exactly(train
     assert [stream.pair(k) for k in range(18)] != [stream.pair(k) for k in range(18, 36)]  # a new order per epoch
 
 
+def test_data_loader_workers_read_the_same_samples_as_the_main_process(train_data):
+    stream = PairStream(train_data.prepared, seed=0)
+    first = stream[4]  # opens shard files, which spawned workers cannot inherit
+    loader = torch.utils.data.DataLoader(stream, batch_sampler=[[4, 5]], num_workers=2,
+                                         multiprocessing_context="spawn")
+    batch = next(iter(loader))
+    assert torch.equal(batch["target"]["crops"][0], first["target"]["crops"])
+    assert batch["sample"].tolist() == [4, 5]
+
+
 def test_a_global_batch_splits_over_processes_and_accumulation_steps():
     ranks = [list(GlobalBatches(8, world=2, rank=rank, accumulation=2, start=1, steps=2)) for rank in (0, 1)]
     assert ranks[0] == [[8, 9], [12, 13]] and ranks[1] == [[10, 11], [14, 15]]

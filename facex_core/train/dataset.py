@@ -79,6 +79,10 @@ class PairStream(Dataset):
         shard, target, source = self.pair(sample)
         return {"sample": sample, "source": self._frame(shard, source), "target": self._frame(shard, target)}
 
+    def __getstate__(self) -> dict:
+        """Open files stay behind when DataLoader workers are spawned: each opens its own."""
+        return self.__dict__ | {"_handles": {}}
+
     def _frame(self, shard: int, index: int) -> dict[str, torch.Tensor]:
         path = self.shards[shard].path
         if path not in self._handles:  # opened lazily: each DataLoader worker opens its own
