@@ -125,7 +125,8 @@ def test_two_gloo_processes_average_the_gradients_of_one_process_on_the_same_bat
 def exported(train_data, tmp_path_factory):
     """A finished 2-step run through the command line, and its exported weight file."""
     output = tmp_path_factory.mktemp("exported")
-    config = tiny_run(train_data, output / "run", steps=2, validate_every=2, validation_samples=2, validation_steps=2)
+    config = tiny_run(train_data, output / "run", steps=2, validate_every=2, validation_samples=2, validation_steps=2,
+                      validation_clips=1)
     (output / "config.json").write_text(json.dumps(config.to_dict()))
     assert train_main(["train", "--config", str(output / "config.json"), "--set", "learning_rate=0.001"]) == 0
     return output / "run"
@@ -163,6 +164,14 @@ def test_validation_grids_are_saved_and_logged(exported):
     grid = np.asarray(Image.open(exported / "validation" / "step_0000002.png"))
     assert grid.shape == (2 * 256, 4 * 256, 3)
     assert list((exported / "logs").rglob("events.out.tfevents.*"))
+
+
+def test_validation_clips_are_held_out_of_training(train_data, tmp_path):
+    trainer = Trainer(tiny_run(train_data, tmp_path / "a", validation_clips=1))
+    assert [info.clip for info in trainer.stream.shards] == ["performer"]
+    assert [info.clip for info in trainer.validation_stream.shards] == ["woman"]
+    with pytest.raises(Exception, match="holds 2 clip.s.; holding out 2 for validation leaves none"):
+        Trainer(tiny_run(train_data, tmp_path / "b", validation_clips=2))
 
 
 def test_checkpoints_keep_only_the_newest(train_data, tmp_path):

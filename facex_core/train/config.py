@@ -18,7 +18,8 @@ from ..fors.tasks import TASKS
 RECIPES_DIR = Path(__file__).with_name("configs")
 PRECISIONS = ("no", "bf16", "fp16")
 # settings a resumed run must share with the run that wrote the checkpoint, or it is another run
-RESUME_FIXED = ("batch", "seed", "task", "learning_rate", "condition_dropout", "finetune_clip", "model", "base_config")
+RESUME_FIXED = ("batch", "seed", "task", "learning_rate", "condition_dropout", "finetune_clip", "model", "base_config",
+                "validation_clips")
 
 
 def trainable_tasks() -> list[str]:
@@ -51,6 +52,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     validate_every: int = 1000
     validation_samples: int = 4
+    validation_clips: int = 0  # clips held out of training for the validation grids (the last by name)
     validation_steps: int = 30
     model: dict = field(default_factory=dict)  # FaceXConfig sizes (width, adapter_layers, ...) when not the defaults
 

@@ -9,7 +9,7 @@ process r of w takes its slice of each global batch (`GlobalBatches`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,15 +44,18 @@ def sample_generator(seed: int, sample: int, stream: str) -> torch.Generator:
 class PairStream(Dataset):
     """Sample k -> {"sample": k, "source": frame tensors, "target": frame tensors}."""
 
-    def __init__(self, prepared: str | Path, seed: int = 0) -> None:
+    def __init__(self, prepared: str | Path, seed: int = 0, clips: Collection[str] | None = None) -> None:
+        """The shards of `prepared`, or only those of the named clips."""
         self.prepared, self.seed = Path(prepared), seed
         self.shards, resolutions = [], set()
         for path in sorted(Path(prepared, "shards").glob(f"*{SHARD_SUFFIX}")):
             metadata = shard_metadata(path)
-            self.shards.append(ShardInfo(path, metadata["clip"], int(metadata["frames"])))
-            resolutions.add(metadata["resolution"])
+            if clips is None or metadata["clip"] in clips:
+                self.shards.append(ShardInfo(path, metadata["clip"], int(metadata["frames"])))
+                resolutions.add(metadata["resolution"])
         if not self.shards:
-            raise FaceXError(f"No prepared shards in {Path(prepared, 'shards')}; run `python -m facex_core.train prepare` first.")
+            raise FaceXError(f"No prepared shards{' of the chosen clips' if clips is not None else ''} in "
+                             f"{Path(prepared, 'shards')}; run `python -m facex_core.train prepare` first.")
         if len(resolutions) > 1:
             raise FaceXError(f"The shards in {prepared} mix crop sizes {sorted(resolutions)}; prepare one size per folder.")
         self.resolution = int(resolutions.pop())

@@ -36,7 +36,7 @@ from .config import TrainConfig
 from .dataset import GlobalBatches, PairStream, to_device
 from .prepare import chunks, shard_metadata
 from .step import TrainingModel
-from .validation import save_grid, validation_batch, validation_grid
+from .validation import VALIDATION_SEED_OFFSET, save_grid, split_clips, validation_batch, validation_grid
 
 WEIGHT_DTYPES = {"no": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 VALIDATION_GUIDANCE = 3.0
@@ -65,7 +65,9 @@ class Trainer:
             # a fine-tuned CLIP has weights past the layers the region encoder reads: they get no gradient
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=config.finetune_clip)],
         )
-        self.stream = PairStream(config.prepared, config.seed)
+        training, held_out = split_clips(config.prepared, config.validation_clips)
+        self.stream = PairStream(config.prepared, config.seed, training)
+        self.validation_stream = PairStream(config.prepared, config.seed + VALIDATION_SEED_OFFSET, held_out or training)
         self.sd = self._stable_diffusion()
         facex, clip = self._networks()
         self.binding = DiffusersFRC(self.sd.unet, facex).attach()
@@ -209,7 +211,7 @@ class Trainer:
         if not accelerator.is_main_process:
             return None
         config = self.config
-        batch = to_device(validation_batch(self.stream, config.validation_samples), accelerator.device)
+        batch = to_device(validation_batch(self.validation_stream, config.validation_samples), accelerator.device)
         settings = SamplingSettings(config.validation_steps, VALIDATION_GUIDANCE, config.seed)
         with accelerator.autocast():
             grid = validation_grid(accelerator.unwrap_model(self.model), batch, self.sd.vae, self.sd.scheduler_config, settings)

@@ -1,8 +1,9 @@
 """Validation image grids: what the model makes of fixed pairs as training goes on.
 
-One row per pair: source | I_R | target (the ground truth) | generated. The pairs are the
-first samples of the stream under a seed of their own, the same at every validation, so
-grids of successive steps compare directly.
+One row per pair: source | I_R | target (the ground truth) | generated. The pairs come from
+clips held out of training (the config's validation_clips, the last clips by name) or,
+with none held out, from the training clips under a seed of their own; they are the same
+at every validation, so grids of successive steps compare directly.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 from diffusers import AutoencoderKL
 from PIL import Image
 
+from ..errors import FaceXError
 from ..images import to_uint8
 from ..model.sampling import SamplingSettings, sample_crops
 from .dataset import PairStream
@@ -22,10 +24,18 @@ from .step import TrainingModel
 VALIDATION_SEED_OFFSET = 1_000  # validation pairs come from another seed than training's first samples
 
 
+def split_clips(prepared: str | Path, held_out: int) -> tuple[list[str], list[str]]:
+    """(training clips, validation clips): the last `held_out` clips by name are held out."""
+    names = [info.clip for info in PairStream(prepared).shards]
+    if held_out and held_out >= len(names):
+        raise FaceXError(f"{prepared} holds {len(names)} clip(s); holding out {held_out} for validation leaves "
+                         "none to train on. Lower validation_clips or prepare more clips.")
+    return names[:len(names) - held_out], names[len(names) - held_out:]
+
+
 def validation_batch(stream: PairStream, count: int) -> dict:
-    """The first `count` samples of the stream under the validation seed, collated."""
-    fixed = PairStream(stream.prepared, stream.seed + VALIDATION_SEED_OFFSET)
-    return torch.utils.data.default_collate([fixed[index] for index in range(count)])
+    """The first `count` samples of a validation stream, collated."""
+    return torch.utils.data.default_collate([stream[index] for index in range(count)])
 
 
 @torch.no_grad()
