@@ -189,6 +189,20 @@ def test_a_fine_tuned_clip_trains_and_travels_in_the_weight_file(train_data, tmp
     tuned = ClipVisionEncoder.from_state(loaded.clip_state, out)
     name = "vision_model.encoder.layers.0.mlp.fc1.weight"
     assert not torch.equal(original.model.state_dict()[name].half(), tuned.model.state_dict()[name].half())
+    # a later stage with CLIP frozen keeps the tuned CLIP it starts from, and its file carries it on
+    stage = Trainer(tiny_run(train_data, tmp_path / "stage", task="face_swap", steps=1, init_from=str(out))).run()
+    assert load_facex(stage).metadata["region_encoder"] == "embedded"
+    assert torch.equal(load_facex(stage).clip_state[name], loaded.clip_state[name])
+
+
+def test_a_fine_tune_stage_starts_from_the_generalist_file(exported, train_data, tmp_path):
+    generalist = exported / "facex_head_swap.safetensors"
+    trainer = Trainer(tiny_run(train_data, tmp_path, task="reenactment", steps=1, init_from=str(generalist)))
+    current = trainer.facex.state_dict()
+    assert all(torch.equal(value, current[key]) for key, value in load_facex(generalist).model.state_dict().items())
+    out = trainer.run()
+    assert out.name == "facex_reenactment.safetensors"
+    assert load_facex(out).metadata["region_encoder"] == "clip_vision:clip-vit-large-patch14.safetensors"
 
 
 def test_bf16_training_runs_from_the_command_line(train_data, tmp_path):

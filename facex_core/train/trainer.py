@@ -69,6 +69,7 @@ class Trainer:
         self.stream = PairStream(config.prepared, config.seed, training)
         self.validation_stream = PairStream(config.prepared, config.seed + VALIDATION_SEED_OFFSET, held_out or training)
         self.sd = self._stable_diffusion()
+        self.embeds_clip = config.finetune_clip  # the weight file carries CLIP when it is not the clip_vision file's
         facex, clip = self._networks()
         self.binding = DiffusersFRC(self.sd.unet, facex).attach()
         with torch.no_grad():
@@ -102,6 +103,7 @@ class Trainer:
             clip = (ClipVisionEncoder.from_state(loaded.clip_state, config.init_from, device) if loaded.clip_state
                     else ClipVisionEncoder.from_path(config.clip_vision, device))
             facex = loaded.model
+            self.embeds_clip |= bool(loaded.clip_state)  # trained with that CLIP: its file must carry it on
         else:
             clip = ClipVisionEncoder.from_path(config.clip_vision, device)
             sizes = {"clip_dim": clip.width, "clip_layers": default_clip_layers(clip.depth)} | config.model
@@ -126,7 +128,7 @@ class Trainer:
                              "settings would not continue it. Use another output folder or the saved settings.")
         weights = saved.weights()
         model.facex.load_state_dict(under(weights, FACEX_KEYS))
-        if self.config.finetune_clip:
+        if self.embeds_clip:
             model.clip_model.load_state_dict(under(weights, CLIP_KEYS))
         optimizer.load_state_dict(saved.optimizer_state())
         return saved.step
@@ -198,7 +200,7 @@ class Trainer:
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             model = accelerator.unwrap_model(self.model)
-            weights = trainable_state(model.facex, model.clip_model if self.config.finetune_clip else None)
+            weights = trainable_state(model.facex, model.clip_model if self.embeds_clip else None)
             state = {"config": self.config.to_dict(), "facex_config": model.facex.config.to_json(),
                      "extractors": json.loads(shard_metadata(self.stream.shards[0].path)["extractors"]),
                      "clip_vision": Path(self.config.clip_vision).name}
