@@ -15,6 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from conftest import FACES_DIR, annotated, image_tensor
@@ -27,7 +28,6 @@ from facex_core.model.weights import load_facex
 from facex_core.train.__main__ import main as train_main
 from facex_core.train.checkpoints import complete_checkpoints, latest_checkpoint
 from facex_core.train.config import TrainConfig
-from facex_core.train.dataset import to_device
 from facex_core.train.step import draw
 from facex_core.train.trainer import Trainer, micro_batch_size
 from train_fixtures import CLIP_FOLDERS, tiny_run
@@ -116,7 +116,6 @@ def test_two_gloo_processes_average_the_gradients_of_one_process_on_the_same_bat
     assert two.keys() == one.keys()
     for name in one:
         assert torch.allclose(two[name], one[name], atol=1e-7, rtol=1e-4), name
-    from safetensors import safe_open
     with safe_open(str(tmp_path / "two.safetensors"), "pt") as handle:
         assert handle.metadata() == {"processes": "2", "backend": "gloo"}
 

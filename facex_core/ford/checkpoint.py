@@ -47,6 +47,11 @@ def sub_dict(weights: dict, key: str, path: str | Path, what: str) -> dict:
     return weights[key]
 
 
+def under_prefix(state: StateDict, prefix: str) -> StateDict:
+    """The tensors whose keys start with `prefix`, without it (one part of a combined file)."""
+    return {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+
+
 def strip_prefix(state: StateDict, prefix: str) -> StateDict:
     """Remove a prefix such as 'module.' (left by DataParallel) when every key has it."""
     if state and all(key.startswith(prefix) for key in state):

@@ -21,7 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..errors import ModelFileError
-from ..ford.checkpoint import load_strict
+from ..ford.checkpoint import load_strict, under_prefix
 from ..models.locate import ModelRoots, require_file
 from ..models.manifest import CLIP_VISION
 from .config import FaceXConfig
@@ -66,6 +66,12 @@ def save_facex(
         "region_encoder": region_encoder,
         "config": config.to_json(),
     }
+    return save_atomically(tensors, path, metadata)
+
+
+def save_atomically(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+    """A safetensors file written under a temporary name and renamed: a crash leaves at most
+    a .partial file, never a file that looks complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
@@ -103,7 +109,7 @@ def load_facex(path: str | Path, device: torch.device | str = "cpu", dtype: torc
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     except (SafetensorError, OSError) as exc:
         raise ModelFileError(f"The FaceX weight file {path} is corrupt or truncated ({exc}); download or export it again.") from exc
-    clip_state = {key[len(CLIP_PREFIX):]: value for key, value in tensors.items() if key.startswith(CLIP_PREFIX)}
+    clip_state = under_prefix(tensors, CLIP_PREFIX)
     state = {key: value.to(dtype) for key, value in tensors.items() if not key.startswith(CLIP_PREFIX)}
     if (metadata.get("region_encoder") == "embedded") != bool(clip_state):
         raise ModelFileError(f"{path} says its region encoder is {metadata.get('region_encoder')!r} but "

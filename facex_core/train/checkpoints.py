@@ -21,15 +21,15 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import FaceXError
-from ..ford.checkpoint import load_strict
+from ..ford.checkpoint import load_strict, under_prefix
 from ..model.config import FaceXConfig
 from ..model.facex import FaceXModel
-from ..model.weights import CLIP_FILE_PREFIX, save_facex
+from ..model.weights import CLIP_FILE_PREFIX, CLIP_PREFIX, save_facex
 
 STEP_PREFIX = "step_"
 PARTIAL = ".partial"
 WEIGHTS, OPTIMIZER, STATE = "trainable.safetensors", "optimizer.pt", "state.json"
-FACEX_KEYS, CLIP_KEYS = "facex.", "clip."
+FACEX_KEYS = "facex."  # fine-tuned CLIP goes under weights.CLIP_PREFIX, as in the weight file
 
 
 @dataclass(frozen=True)
@@ -52,13 +52,8 @@ def trainable_state(facex: FaceXModel, clip_model: torch.nn.Module | None) -> di
     """FaceX weights, and CLIP's when it is fine-tuned, in float32 under their prefixes."""
     state = {FACEX_KEYS + key: value for key, value in facex.state_dict().items()}
     if clip_model is not None:
-        state |= {CLIP_KEYS + key: value for key, value in clip_model.state_dict().items()}
+        state |= {CLIP_PREFIX + key: value for key, value in clip_model.state_dict().items()}
     return {key: value.detach().float().cpu().contiguous() for key, value in state.items()}
-
-
-def under(weights: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    """The tensors whose keys start with `prefix`, without it."""
-    return {key[len(prefix):]: value for key, value in weights.items() if key.startswith(prefix)}
 
 
 def save_checkpoint(output: Path, step: int, weights: dict[str, torch.Tensor], optimizer: dict, state: dict,
@@ -68,7 +63,7 @@ def save_checkpoint(output: Path, step: int, weights: dict[str, torch.Tensor], o
     partial = folder.with_name(folder.name + PARTIAL)
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    save_file(weights, str(partial / WEIGHTS))
+    save_file(weights, str(partial / WEIGHTS))  # the folder is renamed whole
     torch.save(optimizer, partial / OPTIMIZER)
     (partial / STATE).write_text(json.dumps(state | {"step": step}, indent=1))
     shutil.rmtree(folder, ignore_errors=True)
@@ -103,7 +98,7 @@ def export(checkpoint: str | Path, out: str | Path) -> Path:
     saved = read_checkpoint(checkpoint)
     weights = saved.weights()
     model = FaceXModel(FaceXConfig.from_json(saved.state["facex_config"]))
-    load_strict(model, under(weights, FACEX_KEYS), saved.folder / WEIGHTS, "FaceX training checkpoint")
-    clip_state = under(weights, CLIP_KEYS)
+    load_strict(model, under_prefix(weights, FACEX_KEYS), saved.folder / WEIGHTS, "FaceX training checkpoint")
+    clip_state = under_prefix(weights, CLIP_PREFIX)
     encoder = "embedded" if clip_state else CLIP_FILE_PREFIX + saved.state["clip_vision"]
     return save_facex(model, out, saved.state["extractors"], encoder, clip_state or None)

@@ -5,7 +5,7 @@ the aligned crop, the parsing labels, the identity map, the 3DMM and gaze coeffi
 and the VAE latents of the crop. (Region tokens depend on the trainable FPN adapter and,
 when it is fine-tuned, on CLIP, so training computes them.)
 
-Shards are written to a temporary name and renamed, so a killed run leaves no half shard,
+Shards are written atomically (model.weights.save_atomically), so a killed run leaves no half shard,
 and a run started again skips every clip already done: preparation resumes. Processes split
 the clip list by rank (RANK / WORLD_SIZE as torchrun sets them, or --rank / --world-size),
 each on its own GPU (LOCAL_RANK). Frames that cannot be decoded or hold no usable face are
@@ -22,7 +22,6 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 from tqdm import tqdm
 
 from ..errors import FaceXError
@@ -31,6 +30,7 @@ from ..faces.detect import FaceDetector, choose_faces
 from ..ford.extractors import EXTRACTOR_ROLES, FordExtractors, ford_tensors
 from ..model.sampling import encode
 from ..model.sd_checkpoint import load_vae
+from ..model.weights import save_atomically
 from ..models.locate import ModelRoots, locate_roles
 from .clips import BadFrame, Clip, Frame, find_clips, read_frames
 
@@ -162,14 +162,6 @@ def is_done(out: Path, clip: Clip) -> bool:
     return shard.exists() or shard.with_name(clip.name + SKIPPED_SUFFIX).exists()
 
 
-def write_shard(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    """Atomically: a crash leaves at most a .partial file, never a shard that looks complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    save_file(tensors, str(partial), metadata=metadata)
-    os.replace(partial, path)
-
-
 def prepare(data: Path, out: Path, preparer: Preparer, slot: Slot = Slot()) -> dict[str, int]:
     """Prepare this process's share of the clips; returns counts of what it did."""
     listing = find_clips(data)
@@ -192,7 +184,7 @@ def prepare(data: Path, out: Path, preparer: Preparer, slot: Slot = Slot()) -> d
             counts["skipped"] += 1
             continue
         frames = tensors["frame_index"].shape[0]
-        write_shard(path, tensors, preparer.metadata | {"clip": clip.name, "source": str(clip.path), "frames": str(frames)})
+        save_atomically(tensors, path, preparer.metadata | {"clip": clip.name, "source": str(clip.path), "frames": str(frames)})
         counts["written"] += 1
         counts["frames"] += frames
     return counts

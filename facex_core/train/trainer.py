@@ -31,7 +31,9 @@ from ..model.facex import FaceXModel
 from ..model.sampling import SamplingSettings, empty_prompt
 from ..model.sd_checkpoint import StableDiffusionParts, config_family, load_single_file
 from ..model.weights import load_facex
-from .checkpoints import CLIP_KEYS, FACEX_KEYS, export, latest_checkpoint, save_checkpoint, trainable_state, under
+from ..ford.checkpoint import under_prefix
+from ..model.weights import CLIP_PREFIX
+from .checkpoints import FACEX_KEYS, export, latest_checkpoint, save_checkpoint, trainable_state
 from .config import TrainConfig
 from .dataset import GlobalBatches, PairStream, to_device
 from .prepare import chunks, shard_metadata
@@ -127,9 +129,9 @@ class Trainer:
             raise FaceXError(f"{self.output} holds a run with other {', '.join(conflicts)}; resuming it with these "
                              "settings would not continue it. Use another output folder or the saved settings.")
         weights = saved.weights()
-        model.facex.load_state_dict(under(weights, FACEX_KEYS))
+        model.facex.load_state_dict(under_prefix(weights, FACEX_KEYS))
         if self.embeds_clip:
-            model.clip_model.load_state_dict(under(weights, CLIP_KEYS))
+            model.clip_model.load_state_dict(under_prefix(weights, CLIP_PREFIX))
         optimizer.load_state_dict(saved.optimizer_state())
         return saved.step
 
