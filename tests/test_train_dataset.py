@@ -7,12 +7,12 @@ from safetensors.torch import load_file
 from facex_core.fors.reference import FaceImages, compose_reference
 from facex_core.fors.tasks import TASKS
 from facex_core.ford.regions import region_masks
-from facex_core.train.dataset import GlobalBatches, PairStream
+from facex_core.train.dataset import GlobalBatches, PairStream, read_shards
 from facex_core.train.step import draw
 
 
 def test_prepared_shards_read_back_as_pairs_of_two_frames_of_one_clip(train_data):
-    stream = PairStream(train_data.prepared, seed=0)
+    stream = PairStream(read_shards(train_data.prepared), seed=0)
     assert stream.frames == 18 and stream.resolution == 256
     shards = {info.clip: load_file(str(info.path)) for info in stream.shards}
     for sample in range(40):
@@ -27,15 +27,15 @@ def test_prepared_shards_read_back_as_pairs_of_two_frames_of_one_clip(train_data
 
 
 def test_every_frame_is_a_target_once_per_epoch_and_samples_repeat_exactly(train_data):
-    stream = PairStream(train_data.prepared, seed=3)
+    stream = PairStream(read_shards(train_data.prepared), seed=3)
     targets = [(stream.pair(k)[0], stream.pair(k)[1]) for k in range(18)]
     assert len(set(targets)) == 18
-    assert stream.pair(25) == PairStream(train_data.prepared, seed=3).pair(25)
+    assert stream.pair(25) == PairStream(read_shards(train_data.prepared), seed=3).pair(25)
     assert [stream.pair(k) for k in range(18)] != [stream.pair(k) for k in range(18, 36)]  # a new order per epoch
 
 
 def test_data_loader_workers_read_the_same_samples_as_the_main_process(train_data):
-    stream = PairStream(train_data.prepared, seed=0)
+    stream = PairStream(read_shards(train_data.prepared), seed=0)
     first = stream[4]  # opens shard files, which spawned workers cannot inherit
     loader = torch.utils.data.DataLoader(stream, batch_sampler=[[4, 5]], num_workers=2,
                                          multiprocessing_context="spawn")

@@ -9,7 +9,8 @@ process r of w takes its slice of each global batch (`GlobalBatches`).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +28,33 @@ FRAME_KEYS = ("crops", "parsing", "identity_tokens", "identity_embedding", "gaze
 
 @dataclass(frozen=True)
 class ShardInfo:
+    """What a shard's header says: read once per run, before any tensor."""
+
     path: Path
     clip: str
     frames: int
+    resolution: int
+    extractors: dict[str, str]  # role -> file name the data was prepared with
+
+
+def read_shards(prepared: str | Path) -> list[ShardInfo]:
+    """Every shard of a prepared-data folder, by clip name."""
+    shards = []
+    for path in sorted(Path(prepared, "shards").glob(f"*{SHARD_SUFFIX}")):
+        metadata = shard_metadata(path)
+        shards.append(ShardInfo(path, metadata["clip"], int(metadata["frames"]), int(metadata["resolution"]),
+                                json.loads(metadata["extractors"])))
+    if not shards:
+        raise FaceXError(f"No prepared shards in {Path(prepared, 'shards')}; run `python -m facex_core.train prepare` first.")
+    return shards
+
+
+def split_clips(shards: list[ShardInfo], held_out: int) -> tuple[list[ShardInfo], list[ShardInfo]]:
+    """(training, validation) shards: the last `held_out` clips by name are held out."""
+    if held_out and held_out >= len(shards):
+        raise FaceXError(f"{shards[0].path.parent} holds {len(shards)} clip(s); holding out {held_out} for validation "
+                         "leaves none to train on. Lower validation_clips or prepare more clips.")
+    return shards[:len(shards) - held_out], shards[len(shards) - held_out:]
 
 
 STREAMS = ("pairing", "diffusion")  # the independent random draws of one sample
@@ -44,23 +69,15 @@ def sample_generator(seed: int, sample: int, stream: str) -> torch.Generator:
 class PairStream(Dataset):
     """Sample k -> {"sample": k, "source": frame tensors, "target": frame tensors}."""
 
-    def __init__(self, prepared: str | Path, seed: int = 0, clips: Collection[str] | None = None) -> None:
-        """The shards of `prepared`, or only those of the named clips."""
-        self.prepared, self.seed = Path(prepared), seed
-        self.shards, resolutions = [], set()
-        for path in sorted(Path(prepared, "shards").glob(f"*{SHARD_SUFFIX}")):
-            metadata = shard_metadata(path)
-            if clips is None or metadata["clip"] in clips:
-                self.shards.append(ShardInfo(path, metadata["clip"], int(metadata["frames"])))
-                resolutions.add(metadata["resolution"])
-        if not self.shards:
-            raise FaceXError(f"No prepared shards{' of the chosen clips' if clips is not None else ''} in "
-                             f"{Path(prepared, 'shards')}; run `python -m facex_core.train prepare` first.")
-        if len(resolutions) > 1:
-            raise FaceXError(f"The shards in {prepared} mix crop sizes {sorted(resolutions)}; prepare one size per folder.")
-        self.resolution = int(resolutions.pop())
+    def __init__(self, shards: list[ShardInfo], seed: int = 0) -> None:
+        resolutions = {info.resolution for info in shards}
+        if len(resolutions) != 1:
+            raise FaceXError(f"A pair stream needs shards of one crop size; these have {sorted(resolutions) or 'none'}. "
+                             "Prepare one size per folder.")
+        self.shards, self.seed, self.resolution = shards, seed, resolutions.pop()
         self.starts = torch.tensor([0] + [info.frames for info in self.shards]).cumsum(0)
         self._handles: dict[Path, object] = {}
+        self._epoch_order: tuple[int, torch.Tensor | None] = (-1, None)
 
     @property
     def frames(self) -> int:
@@ -70,13 +87,18 @@ class PairStream(Dataset):
     def pair(self, sample: int) -> tuple[int, int, int]:
         """(shard, target frame, source frame) of sample k."""
         epoch, position = divmod(sample, self.frames)
-        order = torch.randperm(self.frames, generator=torch.Generator().manual_seed(self.seed + epoch))
-        target = int(order[position])
+        target = int(self._order(epoch)[position])
         shard = int(torch.searchsorted(self.starts, target, right=True)) - 1
         frames, first = self.shards[shard].frames, int(self.starts[shard])
         offset = int(torch.randint(frames - 1, (1,), generator=sample_generator(self.seed, sample, "pairing"))) if frames > 1 else 0
         source = (target - first + 1 + offset) % frames  # any frame but the target, when there is another
         return shard, target - first, source
+
+    def _order(self, epoch: int) -> torch.Tensor:
+        """The epoch's permutation of all frames, drawn once per epoch, not per sample."""
+        if self._epoch_order[0] != epoch:
+            self._epoch_order = (epoch, torch.randperm(self.frames, generator=torch.Generator().manual_seed(self.seed + epoch)))
+        return self._epoch_order[1]
 
     def __getitem__(self, sample: int) -> dict:
         shard, target, source = self.pair(sample)

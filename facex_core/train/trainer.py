@@ -12,7 +12,7 @@ has gradients, and only they are synced, saved and exported.
 from __future__ import annotations
 
 import contextlib
-import json
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -35,10 +35,10 @@ from ..ford.checkpoint import under_prefix
 from ..model.weights import CLIP_PREFIX
 from .checkpoints import FACEX_KEYS, export, latest_checkpoint, save_checkpoint, trainable_state
 from .config import TrainConfig
-from .dataset import GlobalBatches, PairStream, to_device
-from .prepare import chunks, shard_metadata
+from .dataset import GlobalBatches, PairStream, read_shards, split_clips, to_device
+from .prepare import chunks
 from .step import TrainingModel
-from .validation import VALIDATION_SEED_OFFSET, save_grid, split_clips, validation_batch, validation_grid
+from .validation import VALIDATION_SEED_OFFSET, save_grid, validation_batch, validation_grid
 
 WEIGHT_DTYPES = {"no": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 VALIDATION_GUIDANCE = 3.0
@@ -67,9 +67,9 @@ class Trainer:
             # a fine-tuned CLIP has weights past the layers the region encoder reads: they get no gradient
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=config.finetune_clip)],
         )
-        training, held_out = split_clips(config.prepared, config.validation_clips)
-        self.stream = PairStream(config.prepared, config.seed, training)
-        self.validation_stream = PairStream(config.prepared, config.seed + VALIDATION_SEED_OFFSET, held_out or training)
+        training, held_out = split_clips(read_shards(config.prepared), config.validation_clips)
+        self.stream = PairStream(training, config.seed)
+        self.validation_stream = PairStream(held_out or training, config.seed + VALIDATION_SEED_OFFSET)
         self.sd = self._stable_diffusion()
         self.embeds_clip = config.finetune_clip  # the weight file carries CLIP when it is not the clip_vision file's
         facex, clip = self._networks()
@@ -204,10 +204,16 @@ class Trainer:
             model = accelerator.unwrap_model(self.model)
             weights = trainable_state(model.facex, model.clip_model if self.embeds_clip else None)
             state = {"config": self.config.to_dict(), "facex_config": model.facex.config.to_json(),
-                     "extractors": json.loads(shard_metadata(self.stream.shards[0].path)["extractors"]),
+                     "extractors": self.stream.shards[0].extractors,
                      "clip_vision": Path(self.config.clip_vision).name}
             save_checkpoint(self.output, self.step, weights, self.optimizer.state_dict(), state, self.config.keep_checkpoints)
         accelerator.wait_for_everyone()
+
+    @cached_property
+    def validation_pairs(self) -> dict:
+        """The validation samples on the device: the same at every validation, read once."""
+        batch = validation_batch(self.validation_stream, self.config.validation_samples)
+        return to_device(batch, self.accelerator.device)
 
     def validate(self) -> Path | None:
         """A validation grid (main process): saved as PNG and logged to TensorBoard."""
@@ -215,7 +221,7 @@ class Trainer:
         if not accelerator.is_main_process:
             return None
         config = self.config
-        batch = to_device(validation_batch(self.validation_stream, config.validation_samples), accelerator.device)
+        batch = self.validation_pairs
         settings = SamplingSettings(config.validation_steps, VALIDATION_GUIDANCE, config.seed)
         with accelerator.autocast():
             grid = validation_grid(accelerator.unwrap_model(self.model), batch, self.sd.vae, self.sd.scheduler_config, settings)

@@ -15,22 +15,12 @@ import torch
 from diffusers import AutoencoderKL
 from PIL import Image
 
-from ..errors import FaceXError
 from ..images import to_uint8
 from ..model.sampling import SamplingSettings, sample_crops
 from .dataset import PairStream
 from .step import TrainingModel
 
 VALIDATION_SEED_OFFSET = 1_000  # validation pairs come from another seed than training's first samples
-
-
-def split_clips(prepared: str | Path, held_out: int) -> tuple[list[str], list[str]]:
-    """(training clips, validation clips): the last `held_out` clips by name are held out."""
-    names = [info.clip for info in PairStream(prepared).shards]
-    if held_out and held_out >= len(names):
-        raise FaceXError(f"{prepared} holds {len(names)} clip(s); holding out {held_out} for validation leaves "
-                         "none to train on. Lower validation_clips or prepare more clips.")
-    return names[:len(names) - held_out], names[len(names) - held_out:]
 
 
 def validation_batch(stream: PairStream, count: int) -> dict:
