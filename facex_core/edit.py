@@ -12,12 +12,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .errors import ModelFileMissingError
+from .errors import ImageWithoutFaceError, ModelFileMissingError, NoFaceError
 from .faces.crops import FaceCrops, detect_and_align
 from .faces.detect import FaceDetector
 from .faces.paste import paste_back
 from .ford.clip_vision import ClipVisionEncoder
-from .ford.extractors import EXTRACTOR_ROLES, FordExtractors
+from .ford.extractors import EXTRACTOR_ROLES, FordExtractors, FordOutputs
 from .ford.region_features import encode_regions
 from .fors.assemble import assemble
 from .fors.reference import DEFAULT_MARGIN, FaceImages, compose_reference
@@ -65,12 +65,27 @@ class EditJob:
 
 
 @dataclass(frozen=True)
-class Generated:
-    """One edit before paste-back: the target image, its aligned face, the generated crops
-    [N, S, S, 3] and the fusion mask [N, S, S] (1 where the model could change pixels)."""
+class EditorFace:
+    """An input image's largest face: aligned, measured by the extractors, represented."""
 
-    image: torch.Tensor
+    image: torch.Tensor  # [1, H, W, 3]
     faces: FaceCrops
+    outputs: FordOutputs
+    representation: FaceRepresentation
+
+    @property
+    def images(self) -> FaceImages:
+        return FaceImages(self.faces.crops, self.outputs.masks)
+
+
+@dataclass(frozen=True)
+class Generated:
+    """One edit before paste-back: the target (and source) face as measured, the generated
+    crops [N, S, S, 3] aligned like the target's, and the fusion mask [N, S, S] (1 where the
+    model could change pixels)."""
+
+    target: EditorFace
+    source: EditorFace | None
     crops: torch.Tensor
     fusion: torch.Tensor
 
@@ -115,32 +130,34 @@ class FaceXEditor:
                      else ClipVisionEncoder.from_state(self.facex_file.clip_state, facex, self.device))
 
     @torch.no_grad()
-    def face(self, path: Path) -> tuple[torch.Tensor, FaceCrops, FaceRepresentation, FaceImages]:
-        """An image's largest face: crops, its representation and its region masks."""
+    def face(self, path: Path) -> EditorFace:
+        """An image's largest face: crops, extractor outputs and representation."""
         images = load_image_batch(path)
-        faces = detect_and_align(images, self.detector, self.facex.config.resolution)
+        try:
+            faces = detect_and_align(images, self.detector, self.facex.config.resolution)
+        except NoFaceError as error:
+            raise ImageWithoutFaceError(path) from error
         outputs = self.extractors.run(faces)
         regions = encode_regions(self.clip, self.facex.region_adapter, faces.crops, outputs.masks,
                                  self.facex.config.clip_layers)
-        return images, faces, FaceRepresentation.from_ford(outputs, regions), FaceImages(faces.crops, outputs.masks)
+        return EditorFace(images, faces, outputs, FaceRepresentation.from_ford(outputs, regions))
 
     @torch.no_grad()
     def generate(self, job: EditJob, settings: SamplingSettings = SamplingSettings()) -> Generated:
         """The generated crop of the target's face, before paste-back (evaluation measures it)."""
         row = job.row()
-        image, target_faces, target, target_images = self.face(job.target)
+        target = self.face(job.target)
         source = self.face(job.source) if job.source else None
         reference = self.face(job.reference) if job.reference else None
-        if job.task == "motion_editing":
-            target = job.motion.apply(target)
-        hole = target_faces.to_crops(load_image_batch(job.hole)[0].mean(-1)) if job.hole else None
-        rep = assemble(row, source and source[2], target, reference and reference[2])
-        i_r, fusion = compose_reference(row, source and source[3], target_images, reference and reference[3], hole)
+        target_rep = job.motion.apply(target.representation) if job.task == "motion_editing" else target.representation
+        hole = target.faces.to_crops(load_image_batch(job.hole)[0].mean(-1)) if job.hole else None
+        rep = assemble(row, source and source.representation, target_rep, reference and reference.representation)
+        i_r, fusion = compose_reference(row, source and source.images, target.images, reference and reference.images, hole)
         context = self.facex.context(rep, i_r)
         with self.binding:
             crops = sample_crops(self.sd.unet, self.sd.vae, self.sd.scheduler_config, self.binding, context,
-                                 empty_prompt(self.sd.text_encoder), target_faces.crops, fusion, settings)
-        return Generated(image, target_faces, crops, fusion)
+                                 empty_prompt(self.sd.text_encoder), target.faces.crops, fusion, settings)
+        return Generated(target, source, crops, fusion)
 
     def edit(self, job: EditJob, settings: SamplingSettings = SamplingSettings()) -> torch.Tensor:
         """The edited target image [1, H, W, 3]."""
@@ -148,4 +165,4 @@ class FaceXEditor:
         fusion = generated.fusion
         radius = max(1, round(DEFAULT_MARGIN * fusion.shape[-1]))
         soft = F.avg_pool2d(fusion[:, None], 2 * radius + 1, stride=1, padding=radius)[:, 0]
-        return paste_back(generated.image, generated.faces, generated.crops, masks=soft)
+        return paste_back(generated.target.image, generated.target.faces, generated.crops, masks=soft)

@@ -4,6 +4,8 @@ Everything raised on purpose by facex_core derives from FaceXError, so the Comfy
 and the command line can show the message as it is instead of a library traceback.
 """
 
+from pathlib import Path
+
 
 class FaceXError(Exception):
     """Base class: the message is written for the person who runs the graph."""
@@ -15,6 +17,15 @@ class ImageInputError(FaceXError):
 
 class NoFaceError(FaceXError):
     """The detector found no face in an image."""
+
+
+class ImageWithoutFaceError(NoFaceError):
+    """No face in a named image file (the edit and eval commands say which file)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(f"No face was found in {path}. Use an image where a face is clearly visible, "
+                         "or lower the detection threshold.")
 
 
 class FaceTooSmallError(FaceXError):

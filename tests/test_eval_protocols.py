@@ -122,12 +122,12 @@ def test_identity_and_motion_errors_are_the_extractor_outputs_compared(reenactme
     for (job, generated), result in zip(records, report.pairs):
         assert (str(job.source), str(job.target)) == (result.source, result.target) and job.task == "reenactment"
         source = detect_and_align(load_image_batch(job.source), editor.detector, generated.crops.shape[1])
-        made = generated.faces.with_crops(generated.crops)
+        made = generated.target.faces.with_crops(generated.crops)
         cosine = F.cosine_similarity(extractors.identity.encode(made).embedding,
                                      extractors.identity.encode(source).embedding)
         assert result.values["identity"] == pytest.approx(cosine.item(), abs=1e-5)
     (_, generated), first = records[0], report.pairs[0]
-    made, target = generated.faces.with_crops(generated.crops), generated.faces
+    made, target = generated.target.faces.with_crops(generated.crops), generated.target.faces
     motion_made, motion_target = extractors.motion.extract(made), extractors.motion.extract(target)
     expected = {
         "expression": (motion_made.expression - motion_target.expression)[0].norm(),
@@ -156,7 +156,7 @@ def test_fid_is_the_frechet_distance_of_clip_image_embeddings(reenactment, edito
         return editor.clip.model(pixel_values=editor.clip.preprocess(crops)).image_embeds.double().numpy()
 
     generated = np.concatenate([embeddings(g.crops) for _, g in records])
-    real = np.concatenate([embeddings(g.faces.crops) for _, g in records])
+    real = np.concatenate([embeddings(g.target.faces.crops) for _, g in records])
     assert report.fid.network == "CLIP ViT-L/14" and generated.shape == (2, editor.clip.model.config.projection_dim)
     assert math.isfinite(report.fid.value) and report.fid.value > 0
     assert report.fid.value == pytest.approx(frechet_distance(generated, real), rel=1e-6)
@@ -179,7 +179,7 @@ def test_reconstruction_from_the_command_line_matches_ssim_psnr_rmse_of_the_crop
     [(job, generated)] = records
     assert job.task == "reenactment"
     results = json.loads(out.read_text())
-    expected = {name: metric(generated.crops, generated.faces.crops).item()
+    expected = {name: metric(generated.crops, generated.target.faces.crops).item()
                 for name, metric in (("ssim", ssim), ("psnr", psnr), ("rmse", rmse))}
     assert results["pairs_evaluated"] == 1 and results["fid"] is None
     assert results["pairs"][0]["values"] == pytest.approx(expected, rel=1e-6)

@@ -36,12 +36,11 @@ import numpy as np
 import torch
 
 from ..edit import EditJob, FaceXEditor
-from ..errors import FaceXError, NoFaceError
-from ..faces.crops import FaceCrops, detect_and_align
+from ..errors import FaceXError, ImageWithoutFaceError, NoFaceError
+from ..faces.crops import FaceCrops
 from ..ford.clip_vision import ClipVisionEncoder
-from ..ford.extractors import FordExtractors
+from ..ford.extractors import FordExtractors, FordOutputs
 from ..ford.motion import Motion3DMM
-from ..images import load_image_batch
 from ..model.sampling import SamplingSettings
 from ..model.weights import region_encoder_file
 from ..models.locate import ModelRoots, locate_roles
@@ -65,12 +64,14 @@ class Pair:
 
 
 class MeasuredFace:
-    """One aligned face. Each extractor runs when a metric first asks for its output, so a
-    face is only measured as far as its protocol needs (the parser, never)."""
+    """One aligned face. Extractor outputs already computed (the editor's pass over the source
+    and target) are used as they are; otherwise each extractor runs when a metric first asks
+    for its output, so a face is only measured as far as its protocol needs."""
 
-    def __init__(self, extractors: FordExtractors, faces: FaceCrops) -> None:
+    def __init__(self, extractors: FordExtractors, faces: FaceCrops, outputs: FordOutputs | None = None) -> None:
         self.extractors = extractors
         self.faces = faces
+        self.outputs = outputs
 
     @property
     def crops(self) -> torch.Tensor:
@@ -79,16 +80,16 @@ class MeasuredFace:
     @cached_property
     def identity(self) -> torch.Tensor:
         """[N, 512] ArcFace embeddings."""
-        return self.extractors.identity.encode(self.faces).embedding
+        return (self.outputs.identity if self.outputs else self.extractors.identity.encode(self.faces)).embedding
 
     @cached_property
     def motion(self) -> Motion3DMM:
-        return self.extractors.motion.extract(self.faces)
+        return self.outputs.motion if self.outputs else self.extractors.motion.extract(self.faces)
 
     @cached_property
     def gaze(self) -> torch.Tensor:
         """[N, 2] yaw, pitch in radians."""
-        return self.extractors.gaze.extract(self.faces)
+        return self.outputs.gaze if self.outputs else self.extractors.gaze.extract(self.faces)
 
 
 @dataclass(frozen=True)
@@ -266,24 +267,14 @@ def read_pairs(path: Path) -> list[Pair]:
     return pairs
 
 
-def aligned_face(editor: FaceXEditor, path: Path) -> FaceCrops:
-    """An image's largest face, aligned as the editor aligns it."""
-    try:
-        return detect_and_align(load_image_batch(path), editor.detector, editor.facex.config.resolution)
-    except NoFaceError as error:
-        raise NoFaceError(f"no face was found in {path}") from error
-
-
 def generate_pair(editor: FaceXEditor, protocol: Protocol, pair: Pair, settings: SamplingSettings) -> PairFaces:
-    """Generate one pair and hold its three aligned faces (NoFaceError names the image)."""
-    source = aligned_face(editor, pair.source)
-    try:
-        generated = editor.generate(EditJob(protocol.task, target=pair.target, source=pair.source), settings)
-    except NoFaceError as error:  # the source has a face, so the target has none
-        raise NoFaceError(f"no face was found in {pair.target}") from error
-    measured = [MeasuredFace(editor.extractors, faces)
-                for faces in (source, generated.faces, generated.faces.with_crops(generated.crops))]
-    return PairFaces(*measured)
+    """Generate one pair and hold its three aligned faces; source and target come measured
+    by the editor's own extractor pass, the generated crop is measured here."""
+    generated = editor.generate(EditJob(protocol.task, target=pair.target, source=pair.source), settings)
+    made = generated.target.faces.with_crops(generated.crops)
+    return PairFaces(*(MeasuredFace(editor.extractors, face.faces, face.outputs)
+                       for face in (generated.source, generated.target)),
+                     MeasuredFace(editor.extractors, made))
 
 
 def evaluate(
@@ -302,8 +293,8 @@ def evaluate(
         progress(f"[{index}/{len(pairs)}] {pair.source} -> {pair.target}")
         try:
             faces = generate_pair(editor, protocol, pair, settings)
-        except NoFaceError as error:
-            skipped.append(SkippedPair(str(pair.source), str(pair.target), str(error)))
+        except ImageWithoutFaceError as error:
+            skipped.append(SkippedPair(str(pair.source), str(pair.target), f"no face was found in {error.path}"))
             continue
         values = {key: METRICS[key].measure(faces).item() for key in protocol.metrics}
         results.append(PairResult(str(pair.source), str(pair.target), values))
