@@ -34,10 +34,9 @@ from facex_core.ford.region_features import FPNAdapter, FPNConfig, encode_region
 from facex_core.ford.regions import region_masks
 from facex_core.images import load_image_batch
 from facex_core.testing import onnx_models
+from facex_core.testing.checkpoints import VIT_L14
 
 FACES = Path(__file__).resolve().parents[2] / "shared" / "faces"
-VIT_L14 = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-               image_size=224, patch_size=14, projection_dim=768, hidden_act="quick_gelu")
 
 
 def real_faces(count: int, size: int = 256) -> FaceCrops:

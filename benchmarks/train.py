@@ -23,34 +23,31 @@ import torch
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from facex_core.ford.clip_vision import ClipVisionEncoder
+from facex_core.ford.motion import COEFFICIENT_LAYOUT
+from facex_core.ford.regions import BISENET_LABELS
 from facex_core.fors.tasks import TASKS
 from facex_core.model.config import FaceXConfig
 from facex_core.model.diffusers_binding import DiffusersFRC
 from facex_core.model.facex import FaceXModel
 from facex_core.model.sd_checkpoint import build_unet, scheduler_config
+from facex_core.testing.checkpoints import VIT_L14
 from facex_core.train.dataset import to_device
 from facex_core.train.step import TrainingModel
 
 SCHEDULE_STEPS, SCHEDULE_BATCH = 20_000, 32
-# CLIP ViT-L/14 (openai/clip-vit-large-patch14) vision tower
-VIT_L14 = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-               image_size=224, patch_size=14, projection_dim=768, hidden_act="quick_gelu")
-# per frame: 3DMM coefficient sizes as Deep3DFaceRecon gives them
-MOTION_SIZES = {"identity": 80, "expression": 64, "texture": 80, "angles": 3, "lighting": 27, "translation": 3}
-PARSER_CLASSES = 19
 
 
 def synthetic_frames(batch: int, size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
     """Prepared frames as the data loader hands them over (values random, shapes real)."""
     frame = {
         "crops": torch.rand(batch, size, size, 3, generator=generator),
-        "parsing": torch.randint(PARSER_CLASSES, (batch, size, size), generator=generator),
+        "parsing": torch.randint(len(BISENET_LABELS), (batch, size, size), generator=generator),
         "identity_tokens": torch.randn(batch, 49, 512, generator=generator),
         "identity_embedding": torch.randn(batch, 512, generator=generator),
         "gaze": torch.randn(batch, 2, generator=generator) * 0.2,
         "latents": torch.randn(batch, 4, size // 8, size // 8, generator=generator),
     }
-    return frame | {f"3dmm_{name}": torch.randn(batch, width, generator=generator) for name, width in MOTION_SIZES.items()}
+    return frame | {f"3dmm_{name}": torch.randn(batch, width, generator=generator) for name, width in COEFFICIENT_LAYOUT}
 
 
 def peak_memory_gib(device: str) -> float:

@@ -156,6 +156,9 @@ def write_clip(path: str | Path, full_model: bool = True, seed: int = 0, **visio
     return Path(path)
 
 
+# openai/clip-vit-large-patch14's vision tower, for full-size benchmarks with random weights
+VIT_L14 = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
+               image_size=224, patch_size=14, projection_dim=768, hidden_act="quick_gelu")
 TINY_CLIP_VISION = dict(
     hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=1,
     image_size=224, patch_size=14, projection_dim=32, hidden_act="quick_gelu",
