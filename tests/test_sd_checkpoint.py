@@ -64,7 +64,11 @@ def test_round_trip_is_exact(tiny, tiny_file, no_network):
     with torch.no_grad():
         before = tiny[0](latent, 500, encoder_hidden_states=context).sample
         after = parts.unet(latent, 500, encoder_hidden_states=context).sample
-    assert torch.equal(before, after)
+    # The weights are bit-exact (above). The forward pass is not bit-exact: tensors read from
+    # the file keep its unaligned offsets, and CPU kernels sum in another order for unaligned
+    # memory (1.8e-6 measured; a clone of the same weights gives 0). 1e-5 is float32 rounding
+    # over the UNet's depth at outputs of order 1; a wrong weight moves them by ~1e-2.
+    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
     assert before.std() > 0.1  # informative: no zero output convolution
     assert parts.scheduler_config["beta_schedule"] == "scaled_linear"
     assert parts.scheduler_config["steps_offset"] == 1
