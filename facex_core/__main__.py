@@ -19,7 +19,6 @@ from .errors import FaceXError
 from .fors.tasks import TASKS, parse_picks
 from .models.locate import default_models_dir, locate_roles, roots_from_models_dir
 
-
 if TYPE_CHECKING:
     from .edit import FaceXEditor
     from .model.sampling import SamplingSettings
@@ -43,7 +42,7 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
-def editor_and_settings(args: argparse.Namespace) -> tuple["FaceXEditor", "SamplingSettings"]:
+def editor_and_settings(args: argparse.Namespace) -> tuple[FaceXEditor, SamplingSettings]:
     """The editor and sampling settings that add_place_arguments and add_generation_arguments describe."""
     from .edit import FaceXEditor
     from .model.sampling import SamplingSettings

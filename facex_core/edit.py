@@ -32,6 +32,7 @@ from .model.weights import FaceXFile, load_facex, read_metadata, region_encoder_
 from .models.locate import ModelRoots, locate_roles
 from .models.manifest import entries_for_role
 
+
 @dataclass(frozen=True)
 class MotionEdit:
     """User-set motion for motion editing: angles in degrees (None keeps the target's)."""

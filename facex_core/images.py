@@ -16,7 +16,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import ImageInputError
 
 
-
 def read_image_file(path: str | Path) -> np.ndarray:
     """Decode an image file to uint8 RGB [H, W, 3], 16-bit and alpha handled, EXIF applied."""
     path = Path(path)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
+from facex_core.fors import representation as motion_edits
 from facex_core.fors.assemble import assemble
 from facex_core.fors.reference import DEFAULT_MARGIN, FaceImages, compose_reference
-from facex_core.fors import representation as motion_edits
 from facex_core.fors.representation import FaceRepresentation
 from facex_core.fors.tasks import TASKS, parse_picks, row_for
 

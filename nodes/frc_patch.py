@@ -51,7 +51,7 @@ class FaceXCondition:
         self.strength, self.sigma_start, self.sigma_end = strength, sigma_start, sigma_end
         self._prepared: dict[tuple, list[PreparedContext]] = {}
 
-    def __deepcopy__(self, memo) -> "FaceXCondition":
+    def __deepcopy__(self, memo) -> FaceXCondition:
         return self
 
     def active(self, sigmas: torch.Tensor | None) -> bool:
@@ -84,10 +84,10 @@ class _FaceXPatch:
     def __init__(self, facex: FaceXModel, blocks: dict[BlockKey, int], patcher: comfy.model_patcher.ModelPatcher):
         self.facex, self.blocks, self.patcher = facex, blocks, patcher
 
-    def __deepcopy__(self, memo) -> "_FaceXPatch":
+    def __deepcopy__(self, memo) -> _FaceXPatch:
         return self
 
-    def to(self, device_or_dtype) -> "_FaceXPatch":
+    def to(self, device_or_dtype) -> _FaceXPatch:
         return self  # the weights move with self.patcher, which ComfyUI loads through models()
 
 

@@ -46,7 +46,6 @@ from PIL import Image  # noqa: E402
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
-
 from workflow_graphs import CHECKPOINT, FACEX, GRAPHS  # noqa: E402
 
 WORKFLOWS = REPO / "workflows"

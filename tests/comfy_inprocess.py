@@ -31,6 +31,7 @@ def start_comfy(base: Path):
     comfy.cli_args.args.cpu = True
     comfy.cli_args.args.base_directory = str(base)
     import utils.install_util  # noqa: F401 - as main.py does, before nodes.py puts comfy/ first on sys.path
+
     import nodes
 
     asyncio.run(nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False))
@@ -171,8 +172,9 @@ def check_compose(base: Path) -> dict:
     import comfy.controlnet
     import comfy.sample
     import comfy.sd
-    import nodes
     import torch
+
+    import nodes
 
     comfy_blocks = next(module for name, module in sys.modules.items() if name.endswith(".nodes.frc_patch")).comfy_blocks
 

@@ -11,9 +11,9 @@ import shutil
 from pathlib import Path
 
 import torch
+from conftest import FACES_DIR, annotated, planted_detector_file
 from PIL import Image, ImageDraw
 
-from conftest import FACES_DIR, annotated, planted_detector_file
 from facex_core.model.config import FaceXConfig
 from facex_core.model.diffusers_binding import block_specs
 from facex_core.model.facex import FaceXModel

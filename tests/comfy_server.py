@@ -44,7 +44,7 @@ class ComfyServer:
             (base / folder).mkdir(exist_ok=True)
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 300.0) -> "ComfyServer":
+    def start(self, timeout: float = 300.0) -> ComfyServer:
         python = os.environ.get("COMFYUI_PYTHON", sys.executable)
         command = [python, "main.py", "--cpu", "--base-directory", str(self.base), "--listen", "127.0.0.1",
                    "--port", str(self.port), "--disable-auto-launch"]

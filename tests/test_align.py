@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import annotated, decodable_with_good_faces, image_tensor, psnr
 from skimage.transform import SimilarityTransform
 
-from conftest import annotated, decodable_with_good_faces, image_tensor, psnr
 from facex_core.errors import BatchSizeError
 from facex_core.faces.align import (
     ARCFACE_TEMPLATE_112,

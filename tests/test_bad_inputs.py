@@ -5,8 +5,8 @@ FaceX error; nothing escapes as a traceback from inside a library.
 """
 
 import pytest
-
 from conftest import FACES_DIR, annotated
+
 from facex_core.errors import FaceXError, ImageInputError, NoFaceError
 from facex_core.faces.crops import detect_and_align
 from facex_core.faces.detect import FaceDetector

@@ -3,9 +3,9 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import annotated, image_tensor
 from safetensors.torch import load_file, save_file
 
-from conftest import annotated, image_tensor
 from facex_core.errors import ModelFileError
 from facex_core.faces.crops import align_faces
 from facex_core.ford.clip_vision import ClipVisionEncoder

@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from comfy_server import execution_error
 from conftest import FACES_DIR, PACK_NODE_IDS
+from PIL import Image
 
 pytestmark = pytest.mark.comfyui
 

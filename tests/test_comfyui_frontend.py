@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from comfy_server import COMFYUI_PATH, REPO, SKIP_REASON
+
 from facex_core.fors.tasks import TASKS
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
-from comfy_server import execution_error
 from comfy_models import CHECKPOINT, FACEX, FACEX_ZERO
+from comfy_server import execution_error
+from safetensors.torch import load_file
 
 pytestmark = pytest.mark.comfyui
 

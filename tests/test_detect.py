@@ -4,9 +4,16 @@ import numpy as np
 import onnx
 import pytest
 import torch
-
 from conftest import annotated, image_tensor, planted_detector_file
-from facex_core.errors import FaceIndexError, FaceTooSmallError, ImageInputError, ModelFileError, ModelFileMissingError, NoFaceError
+
+from facex_core.errors import (
+    FaceIndexError,
+    FaceTooSmallError,
+    ImageInputError,
+    ModelFileError,
+    ModelFileMissingError,
+    NoFaceError,
+)
 from facex_core.faces.crops import detect_and_align
 from facex_core.faces.detect import FaceDetector, choose_faces
 from facex_core.images import read_image_file

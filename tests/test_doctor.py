@@ -1,6 +1,5 @@
 """The doctor: import failures, onnxruntime providers, insightface folder layout and model files."""
 
-from pathlib import Path
 
 import pytest
 

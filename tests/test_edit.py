@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from comfy_models import tiny_facex
 from conftest import annotated, image_tensor, models_with_detector
+from PIL import Image
+
 from facex_core.__main__ import main
 from facex_core.faces.crops import align_faces
 from facex_core.faces.paste import face_coverage

@@ -14,16 +14,25 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from comfy_models import tiny_facex
 from conftest import FACES_DIR, annotated, models_with_detector
+
 from facex_core.edit import FaceXEditor
 from facex_core.eval.__main__ import main
 from facex_core.eval.inception import FEATURE_DIM, WEIGHTS_FILE
 from facex_core.eval.metrics import frechet_distance, psnr, rmse, ssim
 from facex_core.eval.protocols import (
-    PROTOCOLS, FidFeatures, PairResult, PairsFileError, Report, clip_fid_features, evaluate, fid_of, format_table,
-    inception_fid_features, read_pairs,
+    PROTOCOLS,
+    FidFeatures,
+    PairResult,
+    PairsFileError,
+    Report,
+    clip_fid_features,
+    evaluate,
+    fid_of,
+    format_table,
+    inception_fid_features,
+    read_pairs,
 )
 from facex_core.faces.crops import detect_and_align
 from facex_core.images import load_image_batch

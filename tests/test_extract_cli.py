@@ -4,9 +4,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import annotated, models_with_detector
 from safetensors import safe_open
 
-from conftest import annotated, models_with_detector
 from facex_core.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]

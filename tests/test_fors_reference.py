@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
 from conftest import annotated, image_tensor
+
 from facex_core.faces.crops import align_faces
 from facex_core.ford.regions import BISENET_LABELS, region_masks, union_mask
 from facex_core.fors.reference import BLANK, FaceImages, compose_reference, dilate, erode, grayscale

@@ -4,8 +4,8 @@ import math
 
 import pytest
 import torch
-
 from conftest import annotated, image_tensor
+
 from facex_core.errors import ModelFileError
 from facex_core.faces.crops import align_faces
 from facex_core.ford.gaze import BIN_LAYOUTS, GAZE_INPUT, GazeExtractor, expected_angle

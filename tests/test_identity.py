@@ -4,9 +4,9 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from conftest import annotated, image_tensor
 from onnx import numpy_helper
 
-from conftest import annotated, image_tensor
 from facex_core.errors import ModelFileError, ModelFileMissingError
 from facex_core.faces.crops import align_faces
 from facex_core.ford.identity import IdentityEncoder, find_feature_map, has_baked_in_normalisation

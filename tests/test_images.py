@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import FACES_DIR
+
 from facex_core.errors import ImageInputError
 from facex_core.images import load_image_batch, read_image_file, to_image_batch
 
@@ -73,7 +73,7 @@ def test_single_channel_png_becomes_rgb():
 def test_to_image_batch_accepts_common_layouts(array, shape):
     batch = to_image_batch(array)
     assert tuple(batch.shape) == shape and batch.dtype == torch.float32
-    assert 0.0 <= float(batch.min()) and float(batch.max()) <= 1.0
+    assert float(batch.min()) >= 0.0 and float(batch.max()) <= 1.0
 
 
 def test_to_image_batch_composites_alpha_and_never_writes_the_input():

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import image_tensor
+
 from facex_core.errors import ImageInputError, ModelFileError, ModelFileMissingError
 from facex_core.eval.inception import FEATURE_DIM, WEIGHTS_FILE, InceptionFeatures
 from facex_core.eval.metrics import frechet_distance

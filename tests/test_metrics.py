@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import image_tensor
 from skimage.metrics import structural_similarity
 
-from conftest import image_tensor
 from facex_core.eval.metrics import frechet_distance, identity_similarity, l2_error, psnr, rmse, ssim
 
 

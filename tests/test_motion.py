@@ -3,12 +3,20 @@
 import numpy as np
 import pytest
 import torch
+from conftest import annotated, image_tensor
 from PIL import Image
 
-from conftest import annotated, image_tensor
 from facex_core.errors import ModelFileError
 from facex_core.faces.crops import align_faces
-from facex_core.ford.motion import COEFFICIENT_LAYOUT, TEMPLATE_3D, MotionExtractor, ReconNet, fit_scale_and_centre, recon_crop, split_coefficients
+from facex_core.ford.motion import (
+    COEFFICIENT_LAYOUT,
+    TEMPLATE_3D,
+    MotionExtractor,
+    ReconNet,
+    fit_scale_and_centre,
+    recon_crop,
+    split_coefficients,
+)
 from facex_core.ford.resnet import ResNet
 from facex_core.testing import checkpoints
 

@@ -2,12 +2,20 @@
 
 import pytest
 import torch
-
 from conftest import annotated, image_tensor
+
 from facex_core.errors import ModelFileError
 from facex_core.faces.crops import align_faces
 from facex_core.ford.parsing import PARSING_INPUT, FaceParser
-from facex_core.ford.regions import BISENET_LABELS, CORE_REGIONS, REGION_NAMES, REGIONS, label_to_region, region_masks, union_mask
+from facex_core.ford.regions import (
+    BISENET_LABELS,
+    CORE_REGIONS,
+    REGION_NAMES,
+    REGIONS,
+    label_to_region,
+    region_masks,
+    union_mask,
+)
 from facex_core.testing import checkpoints
 
 
@@ -22,7 +30,7 @@ def test_published_layout_loads_and_labels_every_pixel(tmp_path, faces, name, le
     parser = FaceParser.from_file(checkpoints.write_bisenet(tmp_path / name, legacy_format=legacy))
     labels = parser.parse(faces)
     assert labels.shape == (1, 256, 256) and labels.dtype == torch.long
-    assert 0 <= int(labels.min()) and int(labels.max()) < 19
+    assert int(labels.min()) >= 0 and int(labels.max()) < 19
 
 
 def test_input_is_512_with_imagenet_normalisation(tmp_path, faces):

@@ -4,8 +4,8 @@ from dataclasses import replace
 
 import pytest
 import torch
-
 from conftest import annotated, image_tensor
+
 from facex_core.errors import BatchSizeError
 from facex_core.faces.crops import align_faces
 from facex_core.faces.paste import face_coverage, feather_mask, match_colors, paste_back

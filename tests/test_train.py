@@ -14,14 +14,16 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import FACES_DIR, annotated, image_tensor
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
+from train_fixtures import CLIP_FOLDERS, tiny_run
+from train_gradients import first_batch_gradients
 
-from conftest import FACES_DIR, annotated, image_tensor
+from facex_core.__main__ import main as facex_main
 from facex_core.faces.crops import align_faces
 from facex_core.faces.paste import face_coverage
-from facex_core.__main__ import main as facex_main
 from facex_core.ford.clip_vision import ClipVisionEncoder
 from facex_core.images import read_image_file
 from facex_core.model.weights import load_facex
@@ -30,8 +32,6 @@ from facex_core.train.checkpoints import complete_checkpoints, latest_checkpoint
 from facex_core.train.config import TrainConfig
 from facex_core.train.step import draw
 from facex_core.train.trainer import Trainer, micro_batch_size
-from train_fixtures import CLIP_FOLDERS, tiny_run
-from train_gradients import first_batch_gradients
 
 HERE = Path(__file__).parent
 

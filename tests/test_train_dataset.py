@@ -4,9 +4,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from facex_core.ford.regions import region_masks
 from facex_core.fors.reference import FaceImages, compose_reference
 from facex_core.fors.tasks import TASKS
-from facex_core.ford.regions import region_masks
 from facex_core.train.dataset import GlobalBatches, PairStream, read_shards
 from facex_core.train.step import draw
 

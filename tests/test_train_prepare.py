@@ -6,16 +6,16 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from conftest import FACES_DIR, annotated, image_tensor
+from safetensors.torch import load_file
+from train_fixtures import CLIP_FOLDERS, make_preparer
+
 from facex_core.errors import ImageInputError
 from facex_core.faces.crops import align_faces
 from facex_core.model.sampling import encode
+from facex_core.train.__main__ import main as train_main
 from facex_core.train.clips import BadFrame, Frame, find_clips, read_frames
 from facex_core.train.prepare import Slot, prepare, shard_metadata
-from facex_core.train.__main__ import main as train_main
-from train_fixtures import CLIP_FOLDERS, make_preparer
 
 WOMAN_FRAMES = sorted(p.name for p in (FACES_DIR / CLIP_FOLDERS["woman"]).iterdir())
 

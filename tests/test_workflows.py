@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import PACK_NODE_IDS
+
 from facex_core.fors.tasks import TASKS
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import ANNOTATIONS, FACES_DIR, annotated, models_with_detector
+
 from facex_core.models.locate import roots_from_models_dir
 from facex_core.testing.sd_checkpoint import tiny_sd15, write_single_file
 from facex_core.train.config import TrainConfig

@@ -66,11 +66,11 @@ class FaceCrops:
         ]
         return (torch.stack(warped) > 0.5).float()
 
-    def with_crops(self, crops: torch.Tensor) -> "FaceCrops":
+    def with_crops(self, crops: torch.Tensor) -> FaceCrops:
         """The same faces with other pixels (e.g. generated), for paste-back."""
         return replace(self, crops=crops)
 
-    def select(self, indices: torch.Tensor | list[int]) -> "FaceCrops":
+    def select(self, indices: torch.Tensor | list[int]) -> FaceCrops:
         indices = torch.as_tensor(indices, dtype=torch.long)
         fields = ("crops", "matrices", "kps", "boxes", "scores", "image_index")
         return replace(self, **{name: getattr(self, name)[indices] for name in fields})

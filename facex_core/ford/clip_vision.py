@@ -75,7 +75,7 @@ class ClipVisionEncoder:
         self.depth = config.num_hidden_layers
 
     @classmethod
-    def from_path(cls, path: str | Path, device: torch.device | str = "cpu") -> "ClipVisionEncoder":
+    def from_path(cls, path: str | Path, device: torch.device | str = "cpu") -> ClipVisionEncoder:
         path = Path(path)
         if path.is_dir():
             try:
@@ -89,7 +89,7 @@ class ClipVisionEncoder:
 
     @classmethod
     def from_state(cls, weights: dict[str, torch.Tensor], origin: str | Path,
-                   device: torch.device | str = "cpu") -> "ClipVisionEncoder":
+                   device: torch.device | str = "cpu") -> ClipVisionEncoder:
         """Build from tensors in transformers key names (a clip_vision file, or fine-tuned
         weights embedded in a FaceX file); `origin` names them in errors."""
         state = vision_state(weights, Path(origin))

@@ -18,7 +18,6 @@ from .motion import Motion3DMM, MotionExtractor
 from .parsing import FaceParser
 from .regions import region_masks
 
-
 EXTRACTOR_ROLES = ("recognition", "parsing", "recon3d", "gaze")
 
 
@@ -39,7 +38,7 @@ class FordExtractors:
     gaze: GazeExtractor
 
     @classmethod
-    def from_files(cls, files: dict[str, Path], device: torch.device | str = "cpu") -> "FordExtractors":
+    def from_files(cls, files: dict[str, Path], device: torch.device | str = "cpu") -> FordExtractors:
         """Load each extractor from the files located for EXTRACTOR_ROLES (models.locate.locate_roles)."""
         return cls(
             identity=IdentityEncoder(files["recognition"], device),

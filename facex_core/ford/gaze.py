@@ -19,8 +19,8 @@ from torch import nn
 from ..errors import ModelFileError
 from ..faces.align import box_corners
 from ..faces.crops import FaceCrops
-from .normalize import IMAGENET, Normalize
 from .checkpoint import load_strict, read_weights, strip_prefix
+from .normalize import IMAGENET, Normalize
 from .resnet import ResNet
 
 GAZE_INPUT = 448
@@ -73,7 +73,7 @@ class GazeExtractor:
         self.normalize = Normalize(IMAGENET, self.device)
 
     @classmethod
-    def from_file(cls, path: str | Path, device: torch.device | str = "cpu") -> "GazeExtractor":
+    def from_file(cls, path: str | Path, device: torch.device | str = "cpu") -> GazeExtractor:
         what = "L2CS-Net gaze"
         state = strip_prefix(read_weights(path, what), "module.")
         head = state.get("fc_yaw_gaze.weight")

@@ -123,7 +123,7 @@ class MotionExtractor:
         self.network = network.to(self.device).eval()
 
     @classmethod
-    def from_file(cls, path: str | Path, device: torch.device | str = "cpu") -> "MotionExtractor":
+    def from_file(cls, path: str | Path, device: torch.device | str = "cpu") -> MotionExtractor:
         """Load epoch_20.pth (the state dict sits under 'net_recon')."""
         what = "Deep3DFaceRecon"
         state = strip_prefix(sub_dict(read_weights(path, what), "net_recon", path, what), "module.")

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..faces.crops import FaceCrops
-from .normalize import IMAGENET, Normalize
 from .checkpoint import load_strict, read_weights, strip_prefix
+from .normalize import IMAGENET, Normalize
 from .regions import BISENET_LABELS
 from .resnet import ResNet
 
@@ -121,7 +121,7 @@ class FaceParser:
         self.normalize = Normalize(IMAGENET, self.device)
 
     @classmethod
-    def from_file(cls, path: str | Path, device: torch.device | str = "cpu") -> "FaceParser":
+    def from_file(cls, path: str | Path, device: torch.device | str = "cpu") -> FaceParser:
         what = "BiSeNet face parsing"
         state = strip_prefix(read_weights(path, what), "module.")
         return cls(load_strict(BiSeNet(), state, path, what), device)

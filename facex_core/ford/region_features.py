@@ -91,7 +91,7 @@ def mask_pool(features: torch.Tensor, masks: torch.Tensor) -> RegionTokens:
 
 
 def encode_regions(
-    clip: "ClipVisionEncoder",
+    clip: ClipVisionEncoder,
     adapter: FPNAdapter,
     crops: torch.Tensor,
     masks: torch.Tensor,

@@ -31,7 +31,7 @@ class FaceImages:
     crops: torch.Tensor
     masks: torch.Tensor
 
-    def expand(self, size: int) -> "FaceImages":
+    def expand(self, size: int) -> FaceImages:
         if self.crops.shape[0] == size:
             return self
         return FaceImages(self.crops.expand(size, -1, -1, -1), self.masks.expand(size, -1, -1, -1))

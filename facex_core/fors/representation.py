@@ -46,10 +46,10 @@ class FaceMotion:
         return self.pose.shape[0]
 
     @classmethod
-    def from_extractors(cls, motion: Motion3DMM, gaze: torch.Tensor) -> "FaceMotion":
+    def from_extractors(cls, motion: Motion3DMM, gaze: torch.Tensor) -> FaceMotion:
         return cls(motion.expression, torch.cat([motion.angles, motion.translation], -1), gaze, motion.texture, motion.lighting)
 
-    def expand(self, size: int, name: str = "motion") -> "FaceMotion":
+    def expand(self, size: int, name: str = "motion") -> FaceMotion:
         return _expand(self, size, name)
 
 
@@ -68,7 +68,7 @@ class FaceRepresentation:
         return self.identity.shape[0]
 
     @classmethod
-    def from_parts(cls, identity: IdentityFeatures, motion: FaceMotion, regions: RegionTokens) -> "FaceRepresentation":
+    def from_parts(cls, identity: IdentityFeatures, motion: FaceMotion, regions: RegionTokens) -> FaceRepresentation:
         """Join the three extractor outputs of the same faces (one may hold a single face)."""
         size = batch_size(("identity", identity.tokens.shape[0]), ("motion", len(motion)), ("regions", regions.tokens.shape[0]))
         motion = motion.expand(size)
@@ -80,15 +80,15 @@ class FaceRepresentation:
         )
 
     @classmethod
-    def from_ford(cls, outputs: FordOutputs, regions: RegionTokens) -> "FaceRepresentation":
+    def from_ford(cls, outputs: FordOutputs, regions: RegionTokens) -> FaceRepresentation:
         motion = FaceMotion.from_extractors(outputs.motion, outputs.gaze)
         return cls.from_parts(outputs.identity, motion, regions)
 
-    def expand(self, size: int, name: str = "representation") -> "FaceRepresentation":
+    def expand(self, size: int, name: str = "representation") -> FaceRepresentation:
         """The same faces repeated to `size` (allowed from 1), e.g. one source for many frames."""
         return _expand(self, size, name)
 
-    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "FaceRepresentation":
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> FaceRepresentation:
         """Tensors on `device`; floating ones also in `dtype` when given."""
         def move(tensor: torch.Tensor) -> torch.Tensor:
             return tensor.to(device, dtype) if dtype is not None and tensor.is_floating_point() else tensor.to(device)

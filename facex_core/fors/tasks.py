@@ -54,7 +54,7 @@ class TaskRow:
         """The inputs this row reads."""
         return {self.identity, self.motion, self.lighting, self.texture_input, *self.regions.values()}
 
-    def with_regions(self, names: tuple[str, ...] | list[str], source: str) -> "TaskRow":
+    def with_regions(self, names: tuple[str, ...] | list[str], source: str) -> TaskRow:
         """The same row with `names` taken from `source` (e.g. attribute editing's chosen regions)."""
         return validate(replace(self, regions={**self.regions, **{name: source for name in names}},
                                 swapped_regions=tuple(dict.fromkeys((*self.swapped_regions, *names)))))

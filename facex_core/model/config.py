@@ -60,7 +60,7 @@ def family_of(specs: tuple[BlockSpec, ...], context_dim: int) -> str:
     return f"a UNet with {len(specs)} transformer blocks and context width {context_dim}"
 
 
-def layout_mismatch(config: "FaceXConfig", specs: tuple[BlockSpec, ...], context_dim: int) -> str | None:
+def layout_mismatch(config: FaceXConfig, specs: tuple[BlockSpec, ...], context_dim: int) -> str | None:
     """Why a FaceX config cannot patch a UNet with these blocks, or None when it fits."""
     if specs == config.blocks and context_dim == config.context_dim:
         return None
@@ -93,7 +93,7 @@ class FaceXConfig:
     null: str = "learned"  # "learned" or "zero" null context for classifier-free guidance
 
     @classmethod
-    def for_family(cls, family: str, resolution: int | None = None, **sizes) -> "FaceXConfig":
+    def for_family(cls, family: str, resolution: int | None = None, **sizes) -> FaceXConfig:
         if family not in FAMILIES:
             raise ValueError(f"unknown base-model family {family!r}; families are {', '.join(FAMILIES)}")
         layout = FAMILIES[family]
@@ -117,7 +117,7 @@ class FaceXConfig:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "FaceXConfig":
+    def from_json(cls, text: str) -> FaceXConfig:
         data = json.loads(text)
         data["blocks"] = tuple(BlockSpec(**block) for block in data["blocks"])
         data["regions"] = tuple(data["regions"])

@@ -66,7 +66,7 @@ class DiffusersFRC:
         else:
             self._prepared, self._context = None, context
 
-    def attach(self) -> "DiffusersFRC":
+    def attach(self) -> DiffusersFRC:
         for index, block in enumerate(self._blocks):
             self._handles.append(block.norm2.register_forward_pre_hook(self._keep_input(index)))
             self._handles.append(block.attn2.register_forward_hook(self._add_frc(index)))
@@ -78,7 +78,7 @@ class DiffusersFRC:
         self._handles.clear()
         self._inputs = [None] * len(self._blocks)
 
-    def __enter__(self) -> "DiffusersFRC":
+    def __enter__(self) -> DiffusersFRC:
         return self.attach()
 
     def __exit__(self, *exc) -> None:

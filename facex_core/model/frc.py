@@ -21,7 +21,6 @@ from torch import nn
 from .config import BlockSpec
 
 
-
 @dataclass(frozen=True)
 class PreparedContext:
     """What one FRC layer needs from f_SD: keys and values [B, heads, T, dim_head], and

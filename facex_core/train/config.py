@@ -63,7 +63,7 @@ class TrainConfig:
             raise ValueError(f"mixed_precision must be one of {PRECISIONS}, not {self.mixed_precision!r}")
 
     @classmethod
-    def from_file(cls, path: str | Path, overrides: list[str] = ()) -> "TrainConfig":
+    def from_file(cls, path: str | Path, overrides: list[str] = ()) -> TrainConfig:
         """A config file (a path, or the name of a shipped recipe) with key=value overrides."""
         path = Path(path)
         if not path.exists() and (RECIPES_DIR / f"{path.name}.json").exists():

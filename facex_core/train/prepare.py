@@ -61,7 +61,7 @@ class Slot:
     device: str = "cpu"
 
     @classmethod
-    def from_environment(cls, rank: int | None = None, world: int | None = None, device: str | None = None) -> "Slot":
+    def from_environment(cls, rank: int | None = None, world: int | None = None, device: str | None = None) -> Slot:
         rank = int(os.environ.get("RANK", 0)) if rank is None else rank
         world = int(os.environ.get("WORLD_SIZE", 1)) if world is None else world
         if not 0 <= rank < world:
@@ -87,14 +87,14 @@ class Preparer:
             "vae": Path(checkpoint).name, "base_config": base_config,
         }
 
-    def prepare_clip(self, clip: Clip, log: "EventLog") -> dict[str, torch.Tensor] | None:
+    def prepare_clip(self, clip: Clip, log: EventLog) -> dict[str, torch.Tensor] | None:
         """The clip's shard tensors, or None when no frame had a usable face."""
         parts = [self._frames(chunk) for chunk in chunks(self._usable(clip, log), self.settings.batch)]
         if not parts:
             return None
         return {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
 
-    def _usable(self, clip: Clip, log: "EventLog") -> Iterator[tuple[Frame, list]]:
+    def _usable(self, clip: Clip, log: EventLog) -> Iterator[tuple[Frame, list]]:
         """Decodable frames with their chosen face; every other frame is logged."""
         settings = self.settings
         for frame in read_frames(clip, settings.every, settings.max_frames):

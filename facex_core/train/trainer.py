@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..errors import FaceXError
+from ..ford.checkpoint import under_prefix
 from ..ford.clip_vision import ClipVisionEncoder
 from ..ford.region_features import default_clip_layers
 from ..fors.tasks import TASKS
@@ -30,9 +31,7 @@ from ..model.diffusers_binding import DiffusersFRC, block_specs
 from ..model.facex import FaceXModel
 from ..model.sampling import SamplingSettings, empty_prompt
 from ..model.sd_checkpoint import StableDiffusionParts, config_family, load_single_file
-from ..model.weights import load_facex
-from ..ford.checkpoint import under_prefix
-from ..model.weights import CLIP_PREFIX
+from ..model.weights import CLIP_PREFIX, load_facex
 from .checkpoints import FACEX_KEYS, export, latest_checkpoint, save_checkpoint, trainable_state
 from .config import TrainConfig
 from .dataset import GlobalBatches, PairStream, read_shards, split_clips, to_device
