@@ -31,7 +31,7 @@ from facex_core.ford.identity import IdentityEncoder
 from facex_core.ford.motion import MotionExtractor, ReconNet
 from facex_core.ford.parsing import BiSeNet, FaceParser
 from facex_core.ford.region_features import FPNAdapter, FPNConfig, encode_regions
-from facex_core.ford.regions import region_masks
+from facex_core.ford.region_masks import region_masks
 from facex_core.images import load_image_batch
 from facex_core.testing import onnx_models
 from facex_core.testing.checkpoints import VIT_L14

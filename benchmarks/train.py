@@ -29,7 +29,8 @@ from facex_core.fors.tasks import TASKS
 from facex_core.model.config import FaceXConfig
 from facex_core.model.diffusers_binding import DiffusersFRC
 from facex_core.model.facex import FaceXModel
-from facex_core.model.sd_checkpoint import build_unet, scheduler_config
+from facex_core.model.kept_configs import scheduler_config
+from facex_core.model.sd_checkpoint import build_unet
 from facex_core.testing.checkpoints import VIT_L14
 from facex_core.train.dataset import to_device
 from facex_core.train.step import TrainingModel

@@ -13,9 +13,9 @@ import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
 
-from .models.locate import ModelRoots, candidate_paths
-from .models.manifest import INSIGHTFACE, ROLES
-from .models.status import all_status, missing_roles
+from .models.locate import ModelRoots, candidate_paths, models_dir_of
+from .models.manifest import INSIGHTFACE, ROLES, USER_FILES
+from .models.status import FileStatus, all_status, missing_roles, user_file_status
 
 REQUIRED_MODULES = ("numpy", "cv2", "onnx", "onnxruntime", "insightface.app", "kornia", "transformers", "safetensors")
 _NUMPY_ABI_SIGNS = (
@@ -107,15 +107,22 @@ def check_layout(roots: ModelRoots) -> list[Finding]:
 
 def check_files(roots: ModelRoots, verify_hash: bool = False) -> list[Finding]:
     statuses = all_status(roots, verify_hash)
-    findings = [Finding(f"model {s.entry.key}", "fail", f"{s.path}: {s.problem}; download it again ({s.entry.how_to_get()}).")
+
+    def advice(status: FileStatus) -> str:
+        return status.entry.how_to_get(models_dir_of(roots, status.entry.folder_key))
+
+    findings = [Finding(f"model {s.entry.key}", "fail", f"{s.path}: {s.problem}; download it again ({advice(s)}).")
                 for s in statuses if s.path is not None and s.problem]
     for role in missing_roles(statuses):
         options = "; or ".join(
-            f"{s.entry.filename} at {(candidate_paths(s.entry, roots) or [s.entry.relative_path])[0]} ({s.entry.how_to_get()})"
+            f"{s.entry.filename} at {(candidate_paths(s.entry, roots) or [s.entry.relative_path])[0]} ({advice(s)})"
             for s in statuses if s.entry.role == role)
         findings.append(Finding(f"{role} model", "fail", f"No {ROLES[role]} found. Put {options}."))
     present = [s for s in statuses if s.ok]
     findings += [Finding(f"model {s.entry.key}", "ok", str(s.path)) for s in present]
+    for kind in USER_FILES.values():
+        status = user_file_status(kind, roots)
+        findings.append(Finding(kind.description, "ok" if status.found else "warn", status.describe()))
     return findings
 
 

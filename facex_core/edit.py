@@ -6,31 +6,34 @@ tests run it end to end on random-weight models.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import ImageWithoutFaceError, ModelFileMissingError, NoFaceError
+from .errors import ImageWithoutFaceError, NoFaceError
 from .faces.crops import FaceCrops, detect_and_align
 from .faces.detect import FaceDetector
 from .faces.paste import paste_back
 from .ford.clip_vision import ClipVisionEncoder
-from .ford.extractors import EXTRACTOR_ROLES, FordExtractors, FordOutputs
+from .ford.extractors import FordExtractors, FordOutputs
 from .ford.region_features import encode_regions
 from .fors.assemble import assemble
 from .fors.reference import DEFAULT_MARGIN, FaceImages, compose_reference
 from .fors.representation import FaceRepresentation, scale_expression, set_gaze, set_pose
 from .fors.tasks import TaskRow, row_for
-from .images import load_image_batch
+from .images import load_image_batch, to_image_batch
 from .model.diffusers_binding import DiffusersFRC
 from .model.facex import FaceXModel
+from .model.metadata import region_encoder_file
 from .model.sampling import SamplingSettings, empty_prompt, sample_crops
 from .model.sd_checkpoint import load_single_file
-from .model.weights import FaceXFile, load_facex, read_metadata, region_encoder_file
-from .models.locate import ModelRoots, locate_roles
-from .models.manifest import entries_for_role
+from .model.weights import FaceXFile, load_facex
+from .models.edit_files import find_edit_files
+from .models.locate import ModelRoots
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,16 @@ class EditorFace:
 
 
 @dataclass(frozen=True)
+class AnimatedFrame:
+    """One frame of an animation: the edited frame [1, H, W, 3], or the input frame when it
+    holds no face (edited False)."""
+
+    name: str
+    image: torch.Tensor
+    edited: bool
+
+
+@dataclass(frozen=True)
 class Generated:
     """One edit before paste-back: the target (and source) face as measured, the generated
     crops [N, S, S, 3] aligned like the target's, and the fusion mask [N, S, S] (1 where the
@@ -91,79 +104,85 @@ class Generated:
     fusion: torch.Tensor
 
 
-def check_files(checkpoint: Path, facex: Path, roots: ModelRoots) -> dict[str, Path]:
-    """The detector and extractor files; or one error naming every file the edit needs and
-    does not find."""
-    problems, found = [], {}
-    for what, path in (("Stable Diffusion checkpoint", checkpoint), ("FaceX weight", facex)):
-        if not Path(path).is_file():
-            problems.append(f"The {what} file {path} was not found.")
-    try:
-        found = locate_roles(("detection",) + EXTRACTOR_ROLES, roots)
-    except ModelFileMissingError as error:
-        problems.append(str(error))
-    if Path(facex).is_file():
-        clip = region_encoder_file(read_metadata(facex), roots)
-        if clip is not None and not clip.exists():
-            entry = entries_for_role("clip_vision")[0]
-            problems.append(f"The FaceX file's region encoder {clip} was not found; {entry.how_to_get()}.")
-    if problems:
-        raise ModelFileMissingError("\n".join(problems))
-    return found
-
-
 class FaceXEditor:
     """Every model an edit needs, loaded once."""
 
     def __init__(self, checkpoint: Path, facex: Path, roots: ModelRoots, base_config: str | None = None,
                  device: torch.device | str = "cpu") -> None:
-        files = check_files(checkpoint, facex, roots)
+        files = find_edit_files(Path(checkpoint), Path(facex), roots)
         self.device = torch.device(device)
-        self.facex_file: FaceXFile = load_facex(facex, self.device)
+        self.facex_file: FaceXFile = load_facex(files.facex, self.device)
         self.facex: FaceXModel = self.facex_file.model.eval()
         config = self.facex.config
-        self.sd = load_single_file(checkpoint, base_config or config.family, self.device)
+        self.sd = load_single_file(files.checkpoint, base_config or config.family, self.device)
         self.binding = DiffusersFRC(self.sd.unet, self.facex)
-        self.detector = FaceDetector(files["detection"], self.device)
-        self.extractors = FordExtractors.from_files(files, self.device)
-        clip_file = region_encoder_file(self.facex_file.metadata, roots)
+        self.detector = FaceDetector(files.roles["detection"], self.device)
+        self.extractors = FordExtractors.from_files(files.roles, self.device)
+        clip_file = region_encoder_file(files.metadata, roots)
         self.clip = (ClipVisionEncoder.from_path(clip_file, self.device) if clip_file is not None
                      else ClipVisionEncoder.from_state(self.facex_file.clip_state, facex, self.device))
 
     @torch.no_grad()
     def face(self, path: Path) -> EditorFace:
-        """An image's largest face: crops, extractor outputs and representation."""
-        images = load_image_batch(path)
+        """An image file's largest face: crops, extractor outputs and representation."""
+        return self.face_in(load_image_batch(path), path)
+
+    @torch.no_grad()
+    def face_in(self, images: torch.Tensor, name: Path | str) -> EditorFace:
+        """The largest face of a [1, H, W, 3] image; `name` says which image in errors."""
         try:
             faces = detect_and_align(images, self.detector, self.facex.config.resolution)
         except NoFaceError as error:
-            raise ImageWithoutFaceError(path) from error
+            raise ImageWithoutFaceError(name) from error
         outputs = self.extractors.run(faces)
         regions = encode_regions(self.clip, self.facex.region_adapter, faces.crops, outputs.masks,
                                  self.facex.config.clip_layers)
         return EditorFace(images, faces, outputs, FaceRepresentation.from_ford(outputs, regions))
 
-    @torch.no_grad()
     def generate(self, job: EditJob, settings: SamplingSettings = SamplingSettings()) -> Generated:
         """The generated crop of the target's face, before paste-back (evaluation measures it)."""
-        row = job.row()
-        target = self.face(job.target)
         source = self.face(job.source) if job.source else None
         reference = self.face(job.reference) if job.reference else None
+        return self._generate(job, self.face(job.target), source, reference, settings)
+
+    def edit(self, job: EditJob, settings: SamplingSettings = SamplingSettings()) -> torch.Tensor:
+        """The edited target image [1, H, W, 3]."""
+        return _pasted(self.generate(job, settings))
+
+    def animate(self, job: EditJob, frames: Iterable[tuple[str, np.ndarray]],
+                settings: SamplingSettings = SamplingSettings()) -> Iterator[AnimatedFrame]:
+        """The source face driven by each (name, uint8 RGB) target frame, in order. A frame
+        without a face comes back unchanged (edited=False), so a clip never loses a frame."""
+        source = self.face(job.source)
+        for name, pixels in frames:
+            image = to_image_batch(pixels, name)
+            try:
+                target = self.face_in(image, name)
+            except ImageWithoutFaceError:
+                yield AnimatedFrame(name, image, edited=False)
+                continue
+            yield AnimatedFrame(name, _pasted(self._generate(job, target, source, None, settings)), edited=True)
+
+    @torch.no_grad()
+    def _generate(self, job: EditJob, target: EditorFace, source: EditorFace | None, reference: EditorFace | None,
+                  settings: SamplingSettings) -> Generated:
+        row = job.row()
         target_rep = job.motion.apply(target.representation) if job.task == "motion_editing" else target.representation
         hole = target.faces.to_crops(load_image_batch(job.hole)[0].mean(-1)) if job.hole else None
         rep = assemble(row, source and source.representation, target_rep, reference and reference.representation)
-        i_r, fusion = compose_reference(row, source and source.images, target.images, reference and reference.images, hole)
+        i_r, fusion = compose_reference(row, source and source.images, target.images,
+                                        reference and reference.images, hole)
         context = self.facex.context(rep, i_r)
         with self.binding:
             crops = sample_crops(self.sd.unet, self.sd.vae, self.sd.scheduler_config, self.binding, context,
                                  empty_prompt(self.sd.text_encoder), target.faces.crops, fusion, settings)
         return Generated(target, source, crops, fusion)
 
-    def edit(self, job: EditJob, settings: SamplingSettings = SamplingSettings()) -> torch.Tensor:
-        """The edited target image [1, H, W, 3]."""
-        generated = self.generate(job, settings)
-        fusion = generated.fusion
-        radius = max(1, round(DEFAULT_MARGIN * fusion.shape[-1]))
-        soft = F.avg_pool2d(fusion[:, None], 2 * radius + 1, stride=1, padding=radius)[:, 0]
-        return paste_back(generated.target.image, generated.target.faces, generated.crops, masks=soft)
+
+def _pasted(generated: Generated) -> torch.Tensor:
+    """The generated crops pasted into the target image through the feathered fusion mask, so
+    every pixel the task keeps stays the target's."""
+    fusion = generated.fusion
+    radius = max(1, round(DEFAULT_MARGIN * fusion.shape[-1]))
+    soft = F.avg_pool2d(fusion[:, None], 2 * radius + 1, stride=1, padding=radius)[:, 0]
+    return paste_back(generated.target.image, generated.target.faces, generated.crops, masks=soft)

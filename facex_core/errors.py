@@ -46,3 +46,20 @@ class ModelFileError(FaceXError):
 
 class BatchSizeError(FaceXError):
     """Inputs whose batch sizes cannot be matched (neither equal nor one of them 1)."""
+
+
+class UsageError(FaceXError):
+    """A command-line argument or option that cannot be used; the message names the flag."""
+
+
+class UnknownNameError(FaceXError):
+    """A name (task, region, model key, config, family) that is not among the known ones;
+    the message lists the known ones."""
+
+
+class MissingInputError(FaceXError):
+    """An input a task or node needs was not given: a face, a hole mask, an FRC-patched model."""
+
+
+class ConfigError(FaceXError):
+    """A training setting of the wrong type, out of range, or not fitting the others."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
+from facex_core.errors import MissingInputError
 from facex_core.fors import representation as motion_edits
 from facex_core.fors.assemble import assemble
 from facex_core.fors.reference import DEFAULT_MARGIN, FaceImages, compose_reference
@@ -61,7 +62,7 @@ class FaceXRepresentationAssembler(io.ComfyNode):
                 identity, motion, regions = given
                 faces[role] = FaceRepresentation.from_parts(identity, motion, regions.tokens)
             elif any(item is not None for item in given):
-                raise ValueError(f"The {role} face needs identity, motion and regions connected together.")
+                raise MissingInputError(f"The {role} face needs identity, motion and regions connected together.")
         row = _row(task, picks, "source" in faces)
         return io.NodeOutput(assemble(row, faces.get("source"), faces.get("target"), faces.get("reference")))
 

@@ -13,15 +13,18 @@ from facex_core.ford.identity import IdentityEncoder, IdentityFeatures
 from facex_core.ford.motion import MotionExtractor
 from facex_core.ford.parsing import FaceParser
 from facex_core.ford.region_features import FaceRegions, RegionTokens, encode_regions
-from facex_core.ford.regions import CORE_REGIONS, region_masks, union_mask
+from facex_core.ford.region_masks import region_masks, union_mask
+from facex_core.ford.regions import CORE_REGIONS
 from facex_core.fors.representation import FaceMotion
-from facex_core.model.weights import FaceXFile, load_facex, region_encoder_file
+from facex_core.model.metadata import region_encoder_file
+from facex_core.model.weights import FaceXFile, load_facex
+from facex_core.models.manifest import FACEX
 from facex_core.previews import pose_overlay, region_overlay
 
 from .cache import cached, file_key
 from .devices import compute_device, output_device
 from .loop import chunks
-from .paths import FACEX_WEIGHTS, model_roots, resolve, resolve_file, role_choices, weight_choices
+from .paths import model_roots, resolve, resolve_file, role_choices, weight_choices
 from .types import FaceXFaces, FaceXIdentity, FaceXModelType, FaceXMotion, FaceXRegions
 
 CATEGORY = "FaceX"
@@ -34,7 +37,7 @@ def _concat(parts: list, cls):
 
 
 def load_facex_file(choice: str) -> FaceXFile:
-    path = resolve_file(FACEX_WEIGHTS, choice)
+    path = resolve_file(FACEX, choice)
     return cached(("facex", *file_key(path)), lambda: load_facex(path))
 
 

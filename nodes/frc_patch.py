@@ -15,7 +15,7 @@ import comfy.model_patcher
 import torch
 from comfy_api.latest import io
 
-from facex_core.errors import BatchSizeError
+from facex_core.errors import BatchSizeError, MissingInputError, ModelFileError
 from facex_core.model.config import BlockSpec, layout_mismatch
 from facex_core.model.facex import FaceXModel
 from facex_core.model.frc import PreparedContext, chunked
@@ -147,7 +147,7 @@ class FaceXFRCPatcher(io.ComfyNode):
         context = blocks[0][2] if blocks else 0
         problem = layout_mismatch(facex.model.config, specs, context)
         if problem:
-            raise ValueError(problem)
+            raise ModelFileError(problem)
         patched = model.clone()
         weights = comfy.model_patcher.ModelPatcher(facex.model, load_device=model.load_device, offload_device=model.offload_device)
         index = {key: number for number, (key, _, _) in enumerate(blocks)}
@@ -184,7 +184,7 @@ class FaceXSamplerHook(io.ComfyNode):
     def execute(cls, model, representation, reference, strength, start_percent, end_percent) -> io.NodeOutput:
         patch = find_patch(model)
         if patch is None:
-            raise ValueError("This model has no FaceX FRC: connect it through FaceX FRC Model Patcher first.")
+            raise MissingInputError("This model has no FaceX FRC: connect it through FaceX FRC Model Patcher first.")
         facex = patch.facex
         weight = next(facex.parameters())
         with torch.no_grad():

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import folder_paths
 
-from facex_core.models.manifest import CLIP_VISION, EXTRACTORS, INSIGHTFACE, entries_for_role
+from facex_core.models.manifest import CLIP_VISION, EXTRACTORS, FACEX, INSIGHTFACE, entries_for_role
 
-FACEX_WEIGHTS = "facex"
 EXTENSIONS = {
     INSIGHTFACE: {".onnx"},
     EXTRACTORS: {".pth", ".pkl", ".pt", ".safetensors"},
-    FACEX_WEIGHTS: {".safetensors"},
+    FACEX: {".safetensors"},
 }
 
 
@@ -34,7 +33,7 @@ def register_model_folders() -> None:
 
 def model_roots() -> dict[str, list[Path]]:
     """facex_core search roots from folder_paths."""
-    keys = (INSIGHTFACE, EXTRACTORS, CLIP_VISION, FACEX_WEIGHTS)
+    keys = (INSIGHTFACE, EXTRACTORS, CLIP_VISION, FACEX)
     return {key: [Path(p) for p in folder_paths.get_folder_paths(key)] for key in keys}
 
 
@@ -49,7 +48,7 @@ def role_choices(role: str) -> list[str]:
 
 def weight_choices() -> list[str]:
     """FaceX weight files in models/facex (the usual name when there is none yet)."""
-    return folder_paths.get_filename_list(FACEX_WEIGHTS) or ["facex_sd15.safetensors"]
+    return folder_paths.get_filename_list(FACEX) or ["facex_sd15.safetensors"]
 
 
 def resolve_file(folder: str, choice: str) -> Path:

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from facex_core.faces.detect import DetectedFace, FaceDetector
-from facex_core.images import read_image_file
+from facex_core.image_files import read_image_file
 from facex_core.testing import onnx_models
 from facex_core.testing.model_folder import PACK, write_extractors
 

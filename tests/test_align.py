@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from conftest import annotated, decodable_with_good_faces, image_tensor, psnr
 from skimage.transform import SimilarityTransform
 
-from facex_core.errors import BatchSizeError
+from facex_core.errors import BatchSizeError, UsageError
 from facex_core.faces.align import (
     ARCFACE_TEMPLATE_112,
     YAW_GUARD,
@@ -132,7 +132,7 @@ def test_identity_warp_returns_the_image_and_inverse_undoes_a_matrix():
 
 def test_crop_sizes_are_restricted_to_the_model_resolutions():
     image = annotated("portraits/ai_glasses_man.png")
-    with pytest.raises(ValueError, match="256, 512, 768"):
+    with pytest.raises(UsageError, match="256, 512, 768"):
         align_faces(image_tensor(image.name), [image.detections()], 300)
 
 

@@ -10,7 +10,8 @@ from facex_core.errors import ModelFileError
 from facex_core.faces.crops import align_faces
 from facex_core.ford.clip_vision import ClipVisionEncoder
 from facex_core.ford.region_features import FPNAdapter, FPNConfig, default_clip_layers, encode_regions, mask_pool
-from facex_core.ford.regions import REGIONS, region_masks
+from facex_core.ford.region_masks import region_masks
+from facex_core.ford.regions import REGIONS
 from facex_core.testing.checkpoints import write_clip
 
 LAYERS = (1, 2, 2)

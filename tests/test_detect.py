@@ -16,7 +16,7 @@ from facex_core.errors import (
 )
 from facex_core.faces.crops import detect_and_align
 from facex_core.faces.detect import FaceDetector, choose_faces
-from facex_core.images import read_image_file
+from facex_core.image_files import read_image_file
 from facex_core.testing import onnx_models
 
 GROUP = "multi/real_group_t1.jpg"

@@ -14,7 +14,7 @@ from facex_core.doctor import (
     run_doctor,
 )
 from facex_core.models.locate import roots_from_models_dir
-from facex_core.models.manifest import ROLES, entry_by_key
+from facex_core.models.manifest import ROLES, USER_FILES, entry_by_key
 
 ANTELOPE_FILES = ("scrfd_10g_bnkps.onnx", "glintr100.onnx")
 
@@ -140,13 +140,29 @@ def test_correct_layout_is_a_single_ok(tmp_path):
 
 def test_check_files_on_empty_folder_fails_once_per_role(tmp_path):
     findings = check_files(roots_from_models_dir(tmp_path))
-    assert [(f.check, f.status) for f in findings] == [(f"{role} model", "fail") for role in ROLES]
-    assert len(findings) == 6
+    assert [(f.check, f.status) for f in findings] == [(f"{role} model", "fail") for role in ROLES] + [
+        (kind.description, "warn") for kind in USER_FILES.values()]
     messages = {f.check: f.message for f in findings}
+    assert messages["FaceX weight file"].startswith(f"none in {tmp_path / 'facex'}: no published FaceX weights exist")
+    assert "python -m facex_core.train" in messages["FaceX weight file"]
+    assert f"none in {tmp_path / 'checkpoints'}" in messages["Stable Diffusion checkpoint (SD1.5 family, one file)"]
     assert str(tmp_path / "insightface" / "models" / "buffalo_l" / "det_10g.onnx") in messages["detection model"]
     assert str(tmp_path / "insightface" / "models" / "antelopev2" / "scrfd_10g_bnkps.onnx") in messages["detection model"]
     assert str(tmp_path / "facex_extractors" / "L2CSNet_gaze360.pkl") in messages["gaze model"]
     assert str(tmp_path / "clip_vision" / "clip-vit-large-patch14.safetensors") in messages["clip_vision model"]
+    assert f"python -m facex_core.models --models-dir {tmp_path} download" in messages["clip_vision model"]
+
+
+def test_check_files_lists_the_checkpoints_and_facex_files_found(tmp_path):
+    for name in ("checkpoints/v1-5-pruned-emaonly.safetensors", "checkpoints/sd15/dreamshaper.ckpt",
+                 "facex/facex_sd15.safetensors", "facex/notes.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    findings = {f.check: f for f in check_files(roots_from_models_dir(tmp_path))}
+    facex, checkpoints = findings["FaceX weight file"], findings["Stable Diffusion checkpoint (SD1.5 family, one file)"]
+    assert (facex.status, facex.message) == ("ok", f"1 in {tmp_path / 'facex'}: facex_sd15.safetensors")
+    assert checkpoints.status == "ok" and checkpoints.message.startswith(f"2 in {tmp_path / 'checkpoints'}: ")
+    assert "dreamshaper.ckpt" in checkpoints.message and "v1-5-pruned-emaonly.safetensors" in checkpoints.message
 
 
 def test_check_files_reports_random_weight_files_as_wrong_size(models_dir):

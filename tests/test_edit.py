@@ -10,7 +10,7 @@ from PIL import Image
 from facex_core.__main__ import main
 from facex_core.faces.crops import align_faces
 from facex_core.faces.paste import face_coverage
-from facex_core.images import read_image_file
+from facex_core.image_files import read_image_file
 from facex_core.model.weights import save_facex
 from facex_core.testing.sd_checkpoint import tiny_sd15, write_single_file
 
@@ -60,7 +60,9 @@ def test_missing_files_are_all_listed(tmp_path, capsys):
                  "--facex", str(tmp_path / "facex_sd15.safetensors"), "--out", str(tmp_path / "out.png")])
     error = capsys.readouterr().err
     assert code == 2
-    assert f"Stable Diffusion checkpoint file {tmp_path / 'v1-5.safetensors'} was not found" in error
-    assert f"FaceX weight file {tmp_path / 'facex_sd15.safetensors'} was not found" in error
+    assert f"--checkpoint: the Stable Diffusion checkpoint (SD1.5 family, one file) {tmp_path / 'v1-5.safetensors'} " \
+           "was not found" in error
+    assert f"--facex: the FaceX weight file {tmp_path / 'facex_sd15.safetensors'} was not found" in error
+    assert "no published FaceX weights exist yet" in error and "python -m facex_core.train" in error
     for role in ("detection", "recognition", "parsing", "recon3d", "gaze"):
         assert f"No model file for the {role} step" in error

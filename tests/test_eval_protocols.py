@@ -19,21 +19,20 @@ from conftest import FACES_DIR, annotated, models_with_detector
 
 from facex_core.edit import FaceXEditor
 from facex_core.eval.__main__ import main
-from facex_core.eval.inception import FEATURE_DIM, WEIGHTS_FILE
+from facex_core.eval.inception import FEATURE_DIM
 from facex_core.eval.metrics import frechet_distance, psnr, rmse, ssim
+from facex_core.eval.pairs import PairsFileError, read_pairs
 from facex_core.eval.protocols import (
-    PROTOCOLS,
     FidFeatures,
     PairResult,
-    PairsFileError,
     Report,
     clip_fid_features,
     evaluate,
     fid_of,
     format_table,
     inception_fid_features,
-    read_pairs,
 )
+from facex_core.eval.tables import INCEPTION_WEIGHTS, PROTOCOLS
 from facex_core.faces.crops import detect_and_align
 from facex_core.images import load_image_batch
 from facex_core.model.sampling import SamplingSettings
@@ -173,7 +172,7 @@ def test_fid_is_the_frechet_distance_of_clip_image_embeddings(reenactment, edito
 
 def test_reconstruction_from_the_command_line_matches_ssim_psnr_rmse_of_the_crops(setup, tmp_path, capsys):
     """The ground truth is the target's aligned crop, the one the generated crop is aligned to."""
-    out = tmp_path / "results" / "reconstruction.json"
+    out = tmp_path / "reconstruction.json"
     pairs = write_pairs(tmp_path, [(FRAME_0, FRAME_40)])
     with recorded_generations() as records:
         code = main(["reconstruction", "--pairs", str(pairs), "--checkpoint", str(setup["checkpoint"]),
@@ -205,11 +204,10 @@ def test_a_missing_pairs_file_exits_2_with_a_clear_message(tmp_path, capsys):
 
 
 def test_inception_fid_without_its_weights_file_is_a_usage_error(tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_:
-        main(["face_swap", "--pairs", str(tmp_path / "p.csv"), "--checkpoint", "sd", "--facex", "fx",
-              "--fid-network", "inception"])
-    assert exit_.value.code == 2
-    assert "--fid-network inception needs --inception-weights" in capsys.readouterr().err
+    code = main(["face_swap", "--pairs", str(tmp_path / "p.csv"), "--checkpoint", "sd", "--facex", "fx",
+                 "--fid-network", "inception"])
+    assert code == 2
+    assert "error: --fid-network inception needs --inception-weights" in capsys.readouterr().err
 
 
 def test_pairs_file_problems_are_all_listed(tmp_path):
@@ -243,8 +241,8 @@ def test_fid_of_fewer_than_two_pairs_is_reported_as_not_computed():
 
 
 def test_inception_plugs_in_as_the_fid_network(tmp_path):
-    network = inception_fid_features(write_fid_inception(tmp_path / WEIGHTS_FILE), "cpu")
+    network = inception_fid_features(write_fid_inception(tmp_path / INCEPTION_WEIGHTS), "cpu")
     crops = torch.rand(2, 64, 64, 3, generator=torch.Generator().manual_seed(0))
     features = network.features(crops)
     assert features.shape == (2, FEATURE_DIM) and np.isfinite(features).all()
-    assert network.name == "Inception-v3" and WEIGHTS_FILE in network.detail
+    assert network.name == "Inception-v3" and INCEPTION_WEIGHTS in network.detail

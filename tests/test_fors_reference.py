@@ -6,8 +6,10 @@ import pytest
 import torch
 from conftest import annotated, image_tensor
 
+from facex_core.errors import MissingInputError
 from facex_core.faces.crops import align_faces
-from facex_core.ford.regions import BISENET_LABELS, region_masks, union_mask
+from facex_core.ford.region_masks import region_masks, union_mask
+from facex_core.ford.regions import BISENET_LABELS
 from facex_core.fors.reference import BLANK, FaceImages, compose_reference, dilate, erode, grayscale
 from facex_core.fors.tasks import HEAD_PARTS, task_row
 
@@ -88,7 +90,7 @@ def test_whole_image_references_and_the_inpainting_hole(pair):
     reference, fusion = compose_reference(task_row("inpainting"), target=target, hole=hole)
     assert torch.all(reference[0, 100:150, 80:170] == BLANK)
     assert torch.equal(reference[0, :100], target.crops[0, :100]) and torch.equal(fusion, hole)
-    with pytest.raises(ValueError, match="needs a hole mask"):
+    with pytest.raises(MissingInputError, match="needs a hole mask"):
         compose_reference(task_row("inpainting"), target=target)
 
 
@@ -99,7 +101,7 @@ def test_attribute_editing_replaces_only_the_chosen_regions(pair):
     hair = dilate(torch.maximum(union_mask(source.masks, ["hair"]), union_mask(target.masks, ["hair"])), 10)[0] > 0
     assert torch.equal(fusion[0] > 0, hair)
     assert torch.equal(reference[0][~hair], target.crops[0][~hair])
-    with pytest.raises(ValueError, match="needs the reference face"):
+    with pytest.raises(MissingInputError, match="needs the reference face"):
         compose_reference(row, target=target)
 
 

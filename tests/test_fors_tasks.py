@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from facex_core.errors import BatchSizeError
+from facex_core.errors import BatchSizeError, MissingInputError, UnknownNameError
 from facex_core.ford.regions import REGION_NAMES
 from facex_core.fors.assemble import assemble
 from facex_core.fors.representation import FaceRepresentation, expression_from, scale_expression, set_gaze, set_pose
@@ -88,15 +88,15 @@ def test_mixture_row_from_three_faces():
     ],
 )
 def test_malformed_custom_rows_are_rejected_with_the_entry(arguments, words):
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(UnknownNameError) as caught:
         custom_row(**arguments)
     assert words in str(caught.value)
 
 
 def test_a_missing_input_is_named():
-    with pytest.raises(ValueError, match="face_swap task needs the source representation"):
+    with pytest.raises(MissingInputError, match="face_swap task needs the source representation"):
         assemble(task_row("face_swap"), target=constant(VALUE[T]))
-    with pytest.raises(KeyError, match="unknown task 'beautify'"):
+    with pytest.raises(UnknownNameError, match="unknown task 'beautify'"):
         task_row("beautify")
 
 

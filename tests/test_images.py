@@ -6,7 +6,8 @@ import torch
 from conftest import FACES_DIR
 
 from facex_core.errors import ImageInputError
-from facex_core.images import load_image_batch, read_image_file, to_image_batch
+from facex_core.image_files import read_image_file
+from facex_core.images import load_image_batch, to_image_batch
 
 ASTRONAUT = FACES_DIR / "portraits" / "real_astronaut_collins.png"
 

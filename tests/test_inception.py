@@ -11,8 +11,9 @@ import torch.nn.functional as F
 from conftest import image_tensor
 
 from facex_core.errors import ImageInputError, ModelFileError, ModelFileMissingError
-from facex_core.eval.inception import FEATURE_DIM, WEIGHTS_FILE, InceptionFeatures
+from facex_core.eval.inception import FEATURE_DIM, InceptionFeatures
 from facex_core.eval.metrics import frechet_distance
+from facex_core.eval.tables import INCEPTION_WEIGHTS
 from facex_core.testing.inception import fid_inception_shapes, write_fid_inception
 
 # 94 conv layers x (conv.weight + 5 BatchNorm entries) + fc.weight and fc.bias. The file holds
@@ -28,7 +29,7 @@ def _halved(images: torch.Tensor) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def weights_file(tmp_path_factory):
-    return write_fid_inception(tmp_path_factory.mktemp("fid") / WEIGHTS_FILE)
+    return write_fid_inception(tmp_path_factory.mktemp("fid") / INCEPTION_WEIGHTS)
 
 
 @pytest.fixture(scope="module")
@@ -109,18 +110,18 @@ def _reshape(state: dict, key: str) -> None:
 def test_a_file_with_a_missing_or_misshapen_key_is_refused(tmp_path, weights_file, change, key, problem):
     state = torch.load(weights_file, map_location="cpu", weights_only=True)
     change(state, key)
-    path = tmp_path / WEIGHTS_FILE
+    path = tmp_path / INCEPTION_WEIGHTS
     torch.save(state, path)
     with pytest.raises(ModelFileError) as error:
         InceptionFeatures.from_file(path)
     message = str(error.value)
     assert str(path) in message and problem in message and key in message
-    assert f"Download {WEIGHTS_FILE} from the pytorch-fid GitHub release" in message
+    assert f"Download {INCEPTION_WEIGHTS} from the pytorch-fid GitHub release" in message
 
 
 def test_a_missing_file_says_where_to_get_it(tmp_path):
-    with pytest.raises(ModelFileMissingError, match=f"{WEIGHTS_FILE} from the pytorch-fid GitHub release"):
-        InceptionFeatures.from_file(tmp_path / WEIGHTS_FILE)
+    with pytest.raises(ModelFileMissingError, match=f"{INCEPTION_WEIGHTS} from the pytorch-fid GitHub release"):
+        InceptionFeatures.from_file(tmp_path / INCEPTION_WEIGHTS)
 
 
 # The FID graph's pooling inside the blocks, against torchvision's: the pool branch is the

@@ -1,19 +1,27 @@
 """Model manifest, locating files, `python -m facex_core.models` check/download/list, and download()."""
 
 import hashlib
+import os
 import re
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import huggingface_hub
 import pytest
 
-from facex_core.errors import ModelFileError, ModelFileMissingError
+from facex_core.errors import ModelFileError, ModelFileMissingError, UnknownNameError
+from facex_core.models import __main__ as models_main
+from facex_core.models import download as download_module
 from facex_core.models import status as status_module
 from facex_core.models.__main__ import main
 from facex_core.models.download import download
 from facex_core.models.locate import candidate_paths, locate_roles, require_file, roots_from_models_dir
 from facex_core.models.manifest import MODEL_FILES, ROLES, ModelFile, entries_for_role, entry_by_key
 
+ROOT = Path(__file__).resolve().parents[1]
 TINY_CONTENT = b"tiny model weights"
 TINY = ModelFile(
     key="test/tiny",
@@ -38,7 +46,9 @@ def place(models_dir, entry, size=None):
     return path
 
 
-def fake_hub(content=None, error=None):
+def fake_hub(monkeypatch, content=None, error=None):
+    """A Hub that answers: hf_hub_download writes `content` (or raises `error`); the list of
+    its calls is returned."""
     calls = []
 
     def hf_hub_download(repo_id, filename, local_dir=None, **kwargs):
@@ -50,7 +60,16 @@ def fake_hub(content=None, error=None):
         path.write_bytes(content)
         return str(path)
 
-    return hf_hub_download, calls
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
+    monkeypatch.setattr(models_main, "hub_unreachable", lambda: None)
+    return calls
+
+
+def closed_port() -> int:
+    """A local port nothing listens on: connecting is refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def test_manifest_keys_are_unique():
@@ -81,15 +100,18 @@ def test_both_detector_packs_hold_the_same_file():
 
 
 def test_unknown_key_and_role_raise_key_error_naming_them():
-    with pytest.raises(KeyError, match="nope"):
+    with pytest.raises(UnknownNameError, match="nope"):
         entry_by_key("nope")
-    with pytest.raises(KeyError, match="nope"):
+    with pytest.raises(UnknownNameError, match="nope"):
         entries_for_role("nope")
 
 
-def test_how_to_get_names_the_download_command_and_hub_file():
+def test_how_to_get_names_the_download_command_and_hub_file(tmp_path):
     text = entry_by_key("buffalo_l/det_10g").how_to_get()
     assert "python -m facex_core.models download buffalo_l/det_10g" in text
+    assert f"python -m facex_core.models --models-dir {tmp_path} download buffalo_l/det_10g" in (
+        entry_by_key("buffalo_l/det_10g").how_to_get(tmp_path))
+    assert "`" not in text
     assert "https://huggingface.co/public-data/insightface" in text
     assert "models/buffalo_l/det_10g.onnx" in text
     assert "save it as" not in text
@@ -113,7 +135,7 @@ def test_check_on_empty_folder_fails_and_lists_every_path_and_role(tmp_path, cap
     out = capsys.readouterr().out
     for entry in MODEL_FILES:
         assert str(tmp_path / entry.relative_path) in out
-        assert entry.how_to_get() in out
+        assert entry.how_to_get(tmp_path) in out
     for description in ROLES.values():
         assert f"No usable {description}. Any one of:" in out
     assert out.count("missing") == len(MODEL_FILES)
@@ -194,8 +216,7 @@ def test_require_file_on_a_missing_unknown_file_has_no_hint(tmp_path):
 
 
 def test_download_failure_names_destination_and_source_and_leaves_nothing(tmp_path, monkeypatch):
-    fake, calls = fake_hub(error=OSError("network unreachable"))
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake)
+    calls = fake_hub(monkeypatch, error=OSError("network unreachable"))
     destination = tmp_path / "insightface" / "models" / "tiny" / "tiny.onnx"
     with pytest.raises(ModelFileError) as caught:
         download(TINY, destination)
@@ -204,12 +225,11 @@ def test_download_failure_names_destination_and_source_and_leaves_nothing(tmp_pa
     assert str(destination) in message
     assert TINY.source in message and "https://huggingface.co/someone/tiny" in message
     assert "OSError: network unreachable" in message
-    assert list(destination.parent.iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # the folders made for the download are gone too
 
 
 def test_download_with_wrong_content_is_not_installed(tmp_path, monkeypatch):
-    fake, _ = fake_hub(content=b"something else")
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake)
+    fake_hub(monkeypatch, content=b"something else")
     destination = tmp_path / "tiny.onnx"
     with pytest.raises(ModelFileError, match="SHA-256") as caught:
         download(TINY, destination)
@@ -218,8 +238,7 @@ def test_download_with_wrong_content_is_not_installed(tmp_path, monkeypatch):
 
 
 def test_download_with_matching_hash_installs_the_file(tmp_path, monkeypatch):
-    fake, _ = fake_hub(content=TINY_CONTENT)
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake)
+    fake_hub(monkeypatch, content=TINY_CONTENT)
     destination = tmp_path / "a" / "b" / "tiny.onnx"
     assert download(TINY, destination) == destination
     assert destination.read_bytes() == TINY_CONTENT
@@ -227,8 +246,7 @@ def test_download_with_matching_hash_installs_the_file(tmp_path, monkeypatch):
 
 
 def test_download_without_mirror_says_download_by_hand(tmp_path, monkeypatch):
-    fake, calls = fake_hub(content=b"x")
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake)
+    calls = fake_hub(monkeypatch, content=b"x")
     destination = tmp_path / "L2CSNet_gaze360.pkl"
     with pytest.raises(ModelFileError) as caught:
         download(entry_by_key("l2cs/gaze360"), destination)
@@ -246,8 +264,7 @@ def test_cli_download_of_a_manual_file_fails_with_instructions(tmp_path, capsys)
 
 def test_cli_download_installs_a_verified_file(tmp_path, capsys, monkeypatch):
     entry = entry_by_key("buffalo_l/det_10g")
-    fake, calls = fake_hub(content=b"not the detector")
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake)
+    calls = fake_hub(monkeypatch, content=b"not the detector")
     assert main(["--models-dir", str(tmp_path), "download", entry.key]) == 1
     assert "SHA-256" in capsys.readouterr().err
     assert calls == [("public-data/insightface", "models/buffalo_l/det_10g.onnx")]
@@ -257,8 +274,7 @@ def test_cli_download_installs_a_verified_file(tmp_path, capsys, monkeypatch):
 def test_cli_download_skips_a_file_already_present(tmp_path, capsys, monkeypatch):
     entry = entry_by_key("buffalo_l/det_10g")
     place(tmp_path, entry)
-    fake, calls = fake_hub(content=b"x")
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake)
+    calls = fake_hub(monkeypatch, content=b"x")
     assert main(["--models-dir", str(tmp_path), "download", entry.key]) == 0
     assert capsys.readouterr().out == "buffalo_l/det_10g: already present\n"
     assert calls == []
@@ -270,13 +286,15 @@ def test_cli_download_of_an_unknown_key_returns_2(tmp_path, capsys):
     assert err.startswith("error: ") and "'no/such'" in err and "buffalo_l/det_10g" in err
 
 
-def test_cli_list_prints_every_key(capsys):
-    assert main(["list"]) == 0
+def test_cli_list_prints_every_key_at_its_place_in_the_models_folder(tmp_path, capsys):
+    assert main(["list", "--models-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     for entry in MODEL_FILES:
-        assert f"{entry.key} ({entry.role}): {entry.relative_path}" in out
+        assert f"{entry.key} ({entry.role}): {tmp_path / entry.relative_path}" in out
     assert "size unpublished" in out and "sha256 unpublished" in out
     assert "1,710,540,580 bytes" in out
+    assert f"facex: FaceX weight file, in {tmp_path / 'facex'}" in out and "no published FaceX weights" in out
+    assert f"checkpoint: Stable Diffusion checkpoint (SD1.5 family, one file), in {tmp_path / 'checkpoints'}" in out
 
 
 def test_candidate_paths_follow_every_root_in_order(tmp_path):
@@ -286,3 +304,38 @@ def test_candidate_paths_follow_every_root_in_order(tmp_path):
         tmp_path / "a" / "models" / "buffalo_l" / "det_10g.onnx",
         tmp_path / "b" / "models" / "buffalo_l" / "det_10g.onnx",
     ]
+
+
+def test_the_hub_counts_as_unreachable_when_offline_mode_is_set(monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    assert download_module.hub_unreachable() == "HF_HUB_OFFLINE is set"
+
+
+def test_an_endpoint_that_refuses_connections_is_unreachable_within_the_timeout(monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{closed_port()}")
+    started = time.monotonic()
+    reason = download_module.hub_unreachable()
+    assert reason is not None and "does not answer" in reason
+    assert time.monotonic() - started < download_module.HUB_TIMEOUT
+
+
+@pytest.mark.parametrize("offline", [{"HF_HUB_OFFLINE": "1"}, {"HF_ENDPOINT": "http://127.0.0.1:{port}"}],
+                         ids=["HF_HUB_OFFLINE", "no-answer"])
+def test_download_offline_says_one_line_per_file_and_creates_no_folder(tmp_path, offline):
+    """The default set with no Hub: a line per file naming where it goes, fast, nothing made."""
+    models = tmp_path / "models"
+    env = {key: value.format(port=closed_port()) for key, value in offline.items()}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "facex_core.models", "download", "--models-dir", str(models)],
+                          cwd=ROOT, env=os.environ | env, capture_output=True, text=True, timeout=60)
+    took = time.monotonic() - started
+    assert done.returncode == 1 and took < 30, (done.returncode, took)
+    lines = done.stderr.strip().splitlines()
+    defaults = [entries_for_role(role)[0] for role in ROLES]
+    assert len(lines) == len(defaults), done.stderr
+    for line, entry in zip(lines, defaults, strict=True):
+        assert line.startswith(f"{entry.key}: ") and str(models / entry.relative_path) in line
+        assert ("cannot be reached" in line) == bool(entry.hf_repo) and "by hand" in line
+    assert "Traceback" not in done.stderr and not {"'", '"', "`"} & set(done.stderr)
+    assert not models.exists()

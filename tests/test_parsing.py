@@ -4,18 +4,11 @@ import pytest
 import torch
 from conftest import annotated, image_tensor
 
-from facex_core.errors import ModelFileError
+from facex_core.errors import ModelFileError, UnknownNameError
 from facex_core.faces.crops import align_faces
 from facex_core.ford.parsing import PARSING_INPUT, FaceParser
-from facex_core.ford.regions import (
-    BISENET_LABELS,
-    CORE_REGIONS,
-    REGION_NAMES,
-    REGIONS,
-    label_to_region,
-    region_masks,
-    union_mask,
-)
+from facex_core.ford.region_masks import label_to_region, region_masks, union_mask
+from facex_core.ford.regions import BISENET_LABELS, CORE_REGIONS, REGION_NAMES, REGIONS
 from facex_core.testing import checkpoints
 
 
@@ -89,5 +82,5 @@ def test_region_masks_partition_the_crop_and_union_combines_regions():
     face = union_mask(masks, ["eyes", "nose"])
     expected = (labels == 4) | (labels == 5) | (labels == 10)
     assert torch.equal(face.bool(), expected)
-    with pytest.raises(KeyError, match="unknown region"):
+    with pytest.raises(UnknownNameError, match="unknown region"):
         union_mask(masks, ["beard"])

@@ -22,10 +22,11 @@ from train_fixtures import CLIP_FOLDERS, tiny_run
 from train_gradients import first_batch_gradients
 
 from facex_core.__main__ import main as facex_main
+from facex_core.errors import ConfigError
 from facex_core.faces.crops import align_faces
 from facex_core.faces.paste import face_coverage
 from facex_core.ford.clip_vision import ClipVisionEncoder
-from facex_core.images import read_image_file
+from facex_core.image_files import read_image_file
 from facex_core.model.weights import load_facex
 from facex_core.train.__main__ import main as train_main
 from facex_core.train.checkpoints import complete_checkpoints, latest_checkpoint
@@ -93,7 +94,7 @@ def test_gradient_checkpointing_changes_no_gradient(train_data, tmp_path):
 def test_the_micro_batch_fits_the_process_count():
     assert [micro_batch_size(32, world, 8) for world in (1, 2, 4, 8)] == [8, 8, 8, 4]
     assert micro_batch_size(32, 2, 3) == 2
-    with pytest.raises(ValueError, match="A batch of 32 cannot be split evenly over 3 processes"):
+    with pytest.raises(ConfigError, match="A batch of 32 cannot be split evenly over 3 processes"):
         micro_batch_size(32, 3, 8)
 
 
@@ -226,7 +227,7 @@ def test_the_paper_s_recipe_ships_as_three_configs():
         assert (config.batch, config.learning_rate, config.condition_dropout, config.mixed_precision) == (32, 1e-5, 0.1, "bf16")
     assert stages["reenactment"].init_from == stages["face_swap"].init_from == "runs/generalist/facex_head_swap.safetensors"
     assert TrainConfig.from_file("generalist", ["steps=10", "output=runs/x", "finetune_clip=true"]).finetune_clip is True
-    with pytest.raises(ValueError, match="unknown setting 'stepz'"):
+    with pytest.raises(ConfigError, match="unknown setting 'stepz'"):
         TrainConfig.from_file("generalist", ["stepz=1"])
-    with pytest.raises(ValueError, match="task 'inpainting' cannot be trained from frame pairs"):
+    with pytest.raises(ConfigError, match="task 'inpainting' cannot be trained from frame pairs"):
         TrainConfig.from_file("generalist", ["task=inpainting"])

@@ -4,7 +4,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from facex_core.ford.regions import region_masks
+from facex_core.errors import ConfigError
+from facex_core.ford.region_masks import region_masks
 from facex_core.fors.reference import FaceImages, compose_reference
 from facex_core.fors.tasks import TASKS
 from facex_core.train.dataset import GlobalBatches, PairStream, read_shards
@@ -47,7 +48,7 @@ def test_data_loader_workers_read_the_same_samples_as_the_main_process(train_dat
 def test_a_global_batch_splits_over_processes_and_accumulation_steps():
     ranks = [list(GlobalBatches(8, world=2, rank=rank, accumulation=2, start=1, steps=2)) for rank in (0, 1)]
     assert ranks[0] == [[8, 9], [12, 13]] and ranks[1] == [[10, 11], [14, 15]]
-    with pytest.raises(ValueError, match="a batch of 6 does not split into 4 process"):
+    with pytest.raises(ConfigError, match="a batch of 6 does not split into 4 process"):
         GlobalBatches(6, world=4, rank=0, accumulation=1)
 
 

@@ -10,11 +10,12 @@ from conftest import FACES_DIR, annotated, image_tensor
 from safetensors.torch import load_file
 from train_fixtures import CLIP_FOLDERS, make_preparer
 
-from facex_core.errors import ImageInputError
+from facex_core.errors import ImageInputError, UsageError
 from facex_core.faces.crops import align_faces
+from facex_core.frames import BadFrame, Frame, read_frames
 from facex_core.model.sampling import encode
 from facex_core.train.__main__ import main as train_main
-from facex_core.train.clips import BadFrame, Frame, find_clips, read_frames
+from facex_core.train.clips import find_clips
 from facex_core.train.prepare import Slot, prepare, shard_metadata
 
 WOMAN_FRAMES = sorted(p.name for p in (FACES_DIR / CLIP_FOLDERS["woman"]).iterdir())
@@ -99,7 +100,7 @@ def test_the_prepare_command_writes_shards_and_says_what_it_did(train_data, tmp_
 
 
 def test_rank_outside_the_world_is_refused():
-    with pytest.raises(ValueError, match="rank 2 is outside 0..1"):
+    with pytest.raises(UsageError, match="--rank 2 is outside 0..1"):
         Slot.from_environment(rank=2, world=2)
 
 
@@ -122,7 +123,7 @@ def test_celebv_hq_layout_names_clips_by_its_info_file_and_reports_missing_ones(
     (tmp_path / "celebvhq_info.json").write_text(json.dumps(info))
     listing = find_clips(tmp_path)
     assert [clip.name for clip in listing.clips] == ["abc_0", "abc_1"] and listing.missing == ["gone_0"]
-    decoded = list(read_frames(listing.clips[0]))
+    decoded = list(read_frames(listing.clips[0].path))
     assert [type(f) for f in decoded] == [Frame] * 4
     assert decoded[0].pixels.shape == frames[0].shape
     assert np.abs(decoded[0].pixels.astype(float) - frames[0]).mean() < 8  # lossy codec, same picture
@@ -135,7 +136,7 @@ def test_plain_layout_finds_videos_and_frame_folders_and_strides_frames(tmp_path
     (tmp_path / "stills").symlink_to(FACES_DIR / CLIP_FOLDERS["woman"])
     listing = find_clips(tmp_path)
     assert [clip.name for clip in listing.clips] == ["stills", "talks__one"]
-    strided = list(read_frames(listing.clips[1], every=2, limit=2))
+    strided = list(read_frames(listing.clips[1].path, every=2, limit=2))
     assert [f.index for f in strided] == [0, 2]
 
 
@@ -143,7 +144,7 @@ def test_a_damaged_video_is_logged_not_fatal(tmp_path):
     frames = [(image_tensor(f"{CLIP_FOLDERS['woman']}/{name}")[0] * 255).byte().numpy() for name in WOMAN_FRAMES[:6]]
     video = write_video(tmp_path / "clip.mp4", frames)
     video.write_bytes(video.read_bytes()[: video.stat().st_size // 3])
-    decoded = list(read_frames(find_clips(tmp_path).clips[0]))
+    decoded = list(read_frames(find_clips(tmp_path).clips[0].path))
     assert isinstance(decoded[-1], BadFrame) and len(decoded) < 6
 
 

@@ -10,7 +10,8 @@ from safetensors.torch import load_file, save_file
 from facex_core.errors import ModelFileError, ModelFileMissingError
 from facex_core.model.config import FaceXConfig
 from facex_core.model.facex import FaceXModel
-from facex_core.model.weights import FORMAT_VERSION, load_facex, read_metadata, save_facex
+from facex_core.model.metadata import FORMAT_VERSION, read_metadata
+from facex_core.model.weights import load_facex, save_facex
 
 EXTRACTORS = {"recognition": "w600k_r50.onnx", "parsing": "79999_iter.pth"}
 SMALL = dict(width=32, region_dim=16, clip_dim=32, clip_layers=(1, 2, 2), adapter_layers=1, adapter_heads=2)

@@ -20,14 +20,14 @@ from torch import nn
 
 from ..errors import ImageInputError, ModelFileMissingError
 from ..ford.checkpoint import load_strict, read_weights, strip_prefix
+from .tables import INCEPTION_WEIGHTS
 
-WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 FID_INPUT = 299
 FEATURE_DIM = 2048
 BATCH_SIZE = 16
 _WHAT = "FID Inception"
 _DOWNLOAD_HINT = (
-    f"Download {WEIGHTS_FILE} from the pytorch-fid GitHub release "
+    f"Download {INCEPTION_WEIGHTS} from the pytorch-fid GitHub release "
     "(https://github.com/mseitzer/pytorch-fid/releases, tag fid_weights) and pass its path."
 )
 

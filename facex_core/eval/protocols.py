@@ -24,9 +24,7 @@ Inception FID, which FID_NETWORKS["inception"] computes from the pytorch-fid wei
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -36,31 +34,19 @@ import numpy as np
 import torch
 
 from ..edit import EditJob, FaceXEditor
-from ..errors import FaceXError, ImageWithoutFaceError, NoFaceError
+from ..errors import ImageWithoutFaceError, NoFaceError
 from ..faces.crops import FaceCrops
 from ..ford.clip_vision import ClipVisionEncoder
 from ..ford.extractors import FordExtractors, FordOutputs
 from ..ford.motion import Motion3DMM
+from ..model.metadata import region_encoder_file
 from ..model.sampling import SamplingSettings
-from ..model.weights import region_encoder_file
 from ..models.locate import ModelRoots, locate_roles
 from ..models.manifest import CLIP_VISION
 from .inception import InceptionFeatures
 from .metrics import frechet_distance, identity_similarity, l2_error, psnr, rmse, ssim
-
-DEFAULT_METHOD = "FaceX (ours)"
-PAIR_COLUMNS = ("source", "target")
-
-
-class PairsFileError(FaceXError):
-    """A pairs file that cannot be used: missing, without the source,target columns, or
-    naming images that do not exist."""
-
-
-@dataclass(frozen=True)
-class Pair:
-    source: Path
-    target: Path
+from .pairs import Pair
+from .tables import DEFAULT_METHOD, Protocol
 
 
 class MeasuredFace:
@@ -123,27 +109,6 @@ METRICS: dict[str, Metric] = {
     "rmse": Metric("RMSE", False, 4, lambda f: rmse(f.generated.crops, f.target.crops)),
 }
 FID_DIGITS = 2
-
-
-@dataclass(frozen=True)
-class Protocol:
-    name: str
-    title: str
-    task: str  # the FaceX task that generates
-    metrics: tuple[str, ...]  # per-pair METRICS keys, in table order
-    fid: bool  # FID of generated vs real target crops as the last column
-
-
-MOTION_METRICS = ("identity", "expression", "pose", "gaze")
-PIXEL_METRICS = ("ssim", "psnr", "rmse")
-PROTOCOLS: dict[str, Protocol] = {
-    protocol.name: protocol
-    for protocol in (
-        Protocol("reenactment", "Table 1: face reenactment", "reenactment", MOTION_METRICS, fid=True),
-        Protocol("face_swap", "Table 2: face swap", "face_swap", MOTION_METRICS, fid=True),
-        Protocol("reconstruction", "Table 3: reconstruction (same person)", "reenactment", PIXEL_METRICS, fid=False),
-    )
-}
 
 
 @dataclass(frozen=True)
@@ -234,37 +199,6 @@ class Report:
             "skipped": [asdict(pair) for pair in self.skipped],
             "pairs": [asdict(pair) for pair in self.pairs],
         }
-
-
-def read_pairs(path: Path) -> list[Pair]:
-    """The pairs of a CSV file with columns source,target; image paths are relative to the
-    file's folder. Every problem is found before any model is loaded."""
-    path = Path(path)
-    if not path.is_file():
-        raise PairsFileError(f"The pairs file {path} does not exist; write a CSV with a header line 'source,target' "
-                             "and one pair of image paths per line, relative to the CSV's folder.")
-    with path.open(newline="", encoding="utf-8-sig") as file:
-        reader = csv.DictReader(file)
-        missing = [name for name in PAIR_COLUMNS if name not in (reader.fieldnames or [])]
-        if missing:
-            raise PairsFileError(f"The pairs file {path} has no column {' or '.join(missing)}; its header is "
-                                 f"{','.join(reader.fieldnames or [])!r}, expected 'source,target'.")
-        rows = [(reader.line_num, row) for row in reader]
-    if not rows:
-        raise PairsFileError(f"The pairs file {path} lists no pairs.")
-    pairs, problems = [], []
-    for line, row in rows:
-        names = [(row[name] or "").strip() for name in PAIR_COLUMNS]
-        if not all(names):
-            problems.append(f"line {line}: a source and a target path are both needed")
-            continue
-        pair = Pair(*(Path(os.path.normpath(path.parent / name)) for name in names))
-        problems += [f"line {line}: {image} does not exist" for image in (pair.source, pair.target)
-                     if not image.is_file()]
-        pairs.append(pair)
-    if problems:
-        raise PairsFileError(f"The pairs file {path} cannot be used:\n" + "\n".join(f"  - {p}" for p in problems))
-    return pairs
 
 
 def generate_pair(editor: FaceXEditor, protocol: Protocol, pair: Pair, settings: SamplingSettings) -> PairFaces:

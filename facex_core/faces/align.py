@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from kornia.geometry.transform import invert_affine_transform, warp_affine
 
+from ..errors import FaceTooSmallError
+
 # FFHQ 5-point template at 512 px: eye centres, nose tip, mouth corners (image left first).
 FFHQ_TEMPLATE_512 = np.array(
     [
@@ -73,7 +75,7 @@ def eye_anchored_matrix(kps: np.ndarray, template: np.ndarray) -> np.ndarray:
     tmpl_eyes, tmpl_mouth = _eye_mouth_centres(template)
     mouth_dist, tmpl_mouth_dist = np.linalg.norm(mouth - eyes), np.linalg.norm(tmpl_mouth - tmpl_eyes)
     if eye_dist < 1e-6 and mouth_dist < 1e-6:
-        raise ValueError("all five face points coincide; they cannot define an alignment")
+        raise FaceTooSmallError("all five face points coincide; they cannot define an alignment (the face is a single point)")
     scale = min(
         tmpl_eye_dist / max(eye_dist, 1e-6),
         YAW_GUARD * tmpl_mouth_dist / max(mouth_dist, 1e-6),

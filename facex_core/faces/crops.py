@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..errors import BatchSizeError, NoFaceError
+from ..errors import BatchSizeError, NoFaceError, UsageError
 from .align import CROP_SIZES, box_corners, eye_anchored_matrix, ffhq_template, invert, transform_points, warp_image
 from .detect import DetectedFace, FaceDetector, choose_faces
 
@@ -79,7 +79,7 @@ class FaceCrops:
 def align_faces(images: torch.Tensor, faces_per_image: list[list[DetectedFace]], size: int = 512) -> FaceCrops:
     """Crop every listed face of a [B, H, W, 3] batch to the FFHQ template at `size`."""
     if size not in CROP_SIZES:
-        raise ValueError(f"crop size must be one of {CROP_SIZES}, not {size}")
+        raise UsageError(f"crop size must be one of {CROP_SIZES}, not {size}")
     template = ffhq_template(size)
     crops, matrices, kps, boxes, scores, owners = [], [], [], [], [], []
     for image_index, faces in enumerate(faces_per_image):

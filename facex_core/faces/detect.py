@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import FaceIndexError, FaceTooSmallError, ImageInputError, ModelFileError, NoFaceError
+from ..errors import FaceIndexError, FaceTooSmallError, ImageInputError, ModelFileError, NoFaceError, UsageError
 from ..images import to_uint8
 from ..models.locate import require_file
 from ..runtime import default_device, onnx_providers
@@ -107,7 +107,7 @@ def choose_faces(
     """Pick faces from one image: the largest, one by index (left to right), or all that
     reach `min_size` (a chosen face below it is an error, as is 'all' with none left)."""
     if choice not in FACE_CHOICES:
-        raise ValueError(f"face choice must be one of {FACE_CHOICES}, not {choice!r}")
+        raise UsageError(f"face choice must be one of {FACE_CHOICES}, not {choice!r}")
     if not faces:
         raise NoFaceError(
             f"No face was found in image {image_index}. Use an image where a face is clearly "

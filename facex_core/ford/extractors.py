@@ -16,9 +16,7 @@ from .gaze import GazeExtractor
 from .identity import IdentityEncoder, IdentityFeatures
 from .motion import Motion3DMM, MotionExtractor
 from .parsing import FaceParser
-from .regions import region_masks
-
-EXTRACTOR_ROLES = ("recognition", "parsing", "recon3d", "gaze")
+from .region_masks import region_masks
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from ..ford.regions import union_mask
+from ..errors import MissingInputError
+from ..ford.region_masks import union_mask
 from .representation import batch_size
 from .tasks import TaskRow
 
@@ -81,7 +82,7 @@ def _whole(name: str, row: TaskRow, faces: dict[str, FaceImages], hole, radius) 
 
 def _hole_blanked(row: TaskRow, faces: dict[str, FaceImages], hole: torch.Tensor | None, radius: int):
     if hole is None:
-        raise ValueError("The inpainting task needs a hole mask (the area to fill); connect one.")
+        raise MissingInputError("The inpainting task needs a hole mask (the area to fill); connect one.")
     crops = faces["target"].crops
     hole = hole.to(crops).expand(crops.shape[0], -1, -1)
     return crops * (1 - hole[..., None]) + BLANK * hole[..., None], hole.clone()
@@ -111,7 +112,7 @@ def compose_reference(
     needed |= {"source"} if row.reference == "source_image" else set()
     missing = sorted(name for name in needed if given[name] is None)
     if missing:
-        raise ValueError(f"The {row.name} reference image needs the {' and '.join(missing)} face(s); connect them.")
+        raise MissingInputError(f"The {row.name} reference image needs the {' and '.join(missing)} face(s); connect them.")
     faces = {name: given[name] for name in needed}
     size = batch_size(*((name, face.crops.shape[0]) for name, face in faces.items()))
     faces = {name: face.expand(size) for name, face in faces.items()}

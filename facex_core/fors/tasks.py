@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from ..errors import MissingInputError, UnknownNameError
 from ..ford.regions import REGION_NAMES
 
 INPUTS = ("source", "target", "reference")
@@ -97,20 +98,20 @@ def validate(row: TaskRow) -> TaskRow:
     """Check a (custom) row; errors name the wrong entry and list what is allowed."""
     for part in ("identity", "motion", "lighting"):
         if getattr(row, part) not in INPUTS:
-            raise ValueError(f"task row '{row.name}': {part} comes from {getattr(row, part)!r}; use one of {INPUTS}")
+            raise UnknownNameError(f"task row '{row.name}': {part} comes from {getattr(row, part)!r}; use one of {INPUTS}")
     if row.texture and row.texture not in INPUTS:
-        raise ValueError(f"task row '{row.name}': texture comes from {row.texture!r}; use one of {INPUTS}")
+        raise UnknownNameError(f"task row '{row.name}': texture comes from {row.texture!r}; use one of {INPUTS}")
     unknown = sorted(set(row.regions) - set(REGION_NAMES))
     if unknown:
-        raise ValueError(f"task row '{row.name}': unknown region(s) {unknown}; regions are {', '.join(REGION_NAMES)}")
+        raise UnknownNameError(f"task row '{row.name}': unknown region(s) {unknown}; regions are {', '.join(REGION_NAMES)}")
     missing = [name for name in REGION_NAMES if name not in row.regions]
     if missing:
-        raise ValueError(f"task row '{row.name}': no input given for region(s) {missing}")
+        raise MissingInputError(f"task row '{row.name}': no input given for region(s) {missing}")
     bad = {name: source for name, source in row.regions.items() if source not in INPUTS}
     if bad:
-        raise ValueError(f"task row '{row.name}': region input(s) {bad} are not among {INPUTS}")
+        raise UnknownNameError(f"task row '{row.name}': region input(s) {bad} are not among {INPUTS}")
     if row.reference not in REFERENCE_KINDS:
-        raise ValueError(f"task row '{row.name}': reference {row.reference!r}; use one of {REFERENCE_KINDS}")
+        raise UnknownNameError(f"task row '{row.name}': reference {row.reference!r}; use one of {REFERENCE_KINDS}")
     return row
 
 
@@ -126,7 +127,7 @@ def custom_row(regions: dict[str, str], identity: str = "target", motion: str = 
 
 def task_row(name: str) -> TaskRow:
     if name not in TASKS:
-        raise KeyError(f"unknown task {name!r}; tasks are {', '.join(TASKS)}")
+        raise UnknownNameError(f"unknown task {name!r}; tasks are {', '.join(TASKS)}")
     return TASKS[name]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import ImageInputError
 from ..fors.representation import FaceRepresentation
 from .config import FaceXConfig
 
@@ -52,7 +53,8 @@ class InpaintEncoder(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """[N, S, S, 3] I_R in 0..1 (S = the config's resolution) to [N, (S / patch)^2, width]."""
         if images.shape[1:3] != (self.resolution, self.resolution):
-            raise ValueError(f"I_R is {images.shape[2]}x{images.shape[1]}; this FaceX model works at {self.resolution}")
+            raise ImageInputError(f"I_R is {images.shape[2]}x{images.shape[1]}; this FaceX model works at "
+                                  f"{self.resolution}: align the faces at crop size {self.resolution}.")
         x = self.patches(self.stem(images.permute(0, 3, 1, 2) * 2 - 1))
         return self.norm(x.flatten(2).transpose(1, 2) + self.position)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from ..errors import UnknownNameError
 from ..ford.regions import REGION_NAMES
 
 
@@ -52,6 +53,9 @@ FAMILIES = {
     "sd2": FamilyLayout(1024, (320, 640, 1280, 1280), (1, 1, 1, 0), middle_depth=1, dim_head=64),
     "sdxl": FamilyLayout(2048, (320, 640, 1280), (0, 2, 10), middle_depth=10, dim_head=64),
 }
+FAMILY_BY_CONTEXT = {layout.context_dim: name for name, layout in FAMILIES.items()}
+
+
 def family_of(specs: tuple[BlockSpec, ...], context_dim: int) -> str:
     """The SD family a UNet's block layout matches, or a description of it for errors."""
     for name, layout in FAMILIES.items():
@@ -95,7 +99,7 @@ class FaceXConfig:
     @classmethod
     def for_family(cls, family: str, resolution: int | None = None, **sizes) -> FaceXConfig:
         if family not in FAMILIES:
-            raise ValueError(f"unknown base-model family {family!r}; families are {', '.join(FAMILIES)}")
+            raise UnknownNameError(f"unknown base-model family {family!r}; families are {', '.join(FAMILIES)}")
         layout = FAMILIES[family]
         return cls(family, layout.context_dim, resolution or DEFAULT_RESOLUTION[family], layout.blocks(), **sizes)
 

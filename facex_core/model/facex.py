@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..ford.region_features import FPNAdapter, FPNConfig
 from ..fors.representation import FaceRepresentation
 from .adapters import InpaintEncoder, RepresentationAdapter, SDAdapter
@@ -20,7 +21,7 @@ class FaceXModel(nn.Module):
     def __init__(self, config: FaceXConfig) -> None:
         super().__init__()
         if config.null not in ("learned", "zero"):
-            raise ValueError(f"null context must be 'learned' or 'zero', not {config.null!r}")
+            raise ConfigError(f"null context must be 'learned' or 'zero', not {config.null!r}")
         self.config = config
         self.representation_adapter = RepresentationAdapter(config)
         self.inpaint_encoder = InpaintEncoder(config)

@@ -10,7 +10,6 @@ family gets an error saying what it is instead of a converter traceback.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,13 +20,12 @@ from transformers import CLIPTextConfig, CLIPTextModel
 
 from ..errors import ModelFileError
 from ..ford.checkpoint import load_strict, read_weights
-from .config import FAMILIES
+from .config import FAMILY_BY_CONTEXT
+from .kept_configs import config_dir, config_family, part_dir, scheduler_config
 
-CONFIGS_DIR = Path(__file__).with_name("configs")
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
 CLIP_PREFIX = "cond_stage_model.transformer."
-_FAMILY_BY_CONTEXT = {layout.context_dim: name for name, layout in FAMILIES.items()}
 _FAMILY_NAMES = {"sd15": "SD1.5", "sd2": "SD2.x", "sdxl": "SDXL"}
 _WHAT = "Stable Diffusion checkpoint"
 _SHOWN_KEYS = 5
@@ -43,15 +41,6 @@ class StableDiffusionParts:
     scheduler_config: dict
 
 
-def config_dir(name: str) -> Path:
-    """The kept diffusers-style config folder `name` (a family, or a test model like tiny_sd15)."""
-    folder = CONFIGS_DIR / name
-    if not (folder / "unet" / "config.json").is_file():
-        kept = ", ".join(sorted(path.name for path in CONFIGS_DIR.iterdir() if path.is_dir()))
-        raise ValueError(f"no kept Stable Diffusion config named {name!r}; kept: {kept}")
-    return folder
-
-
 def build_unet(config_name: str) -> UNet2DConditionModel:
     """A UNet of the kept config with freshly initialised weights."""
     return UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(config_dir(config_name) / "unet"))
@@ -59,19 +48,13 @@ def build_unet(config_name: str) -> UNet2DConditionModel:
 
 def build_vae(config_name: str) -> AutoencoderKL:
     """A VAE of the kept config with freshly initialised weights."""
-    return AutoencoderKL.from_config(AutoencoderKL.load_config(_part_dir(config_name, "vae")))
+    return AutoencoderKL.from_config(AutoencoderKL.load_config(part_dir(config_name, "vae")))
 
 
 def build_text_encoder(config_name: str) -> CLIPTextModel:
     """A CLIP text encoder of the kept config with freshly initialised weights."""
-    config = CLIPTextConfig.from_pretrained(_part_dir(config_name, "text_encoder"), local_files_only=True)
+    config = CLIPTextConfig.from_pretrained(part_dir(config_name, "text_encoder"), local_files_only=True)
     return CLIPTextModel(config).eval()
-
-
-def config_family(config_name: str) -> str:
-    """The family ('sd15', 'sd2', 'sdxl') a kept config belongs to, by its context width."""
-    config = json.loads((config_dir(config_name) / "unet" / "config.json").read_text())
-    return _FAMILY_BY_CONTEXT[config["cross_attention_dim"]]
 
 
 def checkpoint_family(state: dict, path: str | Path) -> str:
@@ -85,12 +68,12 @@ def checkpoint_family(state: dict, path: str | Path) -> str:
             "checkpoint (UNet, VAE and text encoder in one file) as ComfyUI's checkpoint loader takes it."
         )
     width = int(state[to_k].shape[-1])
-    if width not in _FAMILY_BY_CONTEXT:
+    if width not in FAMILY_BY_CONTEXT:
         raise ModelFileError(
             f"The {_WHAT} file {path} has a UNet with cross-attention context width {width}, which is "
-            f"none of {', '.join(f'{_FAMILY_NAMES[f]} ({w})' for w, f in _FAMILY_BY_CONTEXT.items())}."
+            f"none of {', '.join(f'{_FAMILY_NAMES[f]} ({w})' for w, f in FAMILY_BY_CONTEXT.items())}."
         )
-    return _FAMILY_BY_CONTEXT[width]
+    return FAMILY_BY_CONTEXT[width]
 
 
 def load_single_file(
@@ -106,7 +89,7 @@ def load_single_file(
     """
     state = _checked_state(path, config_name)
     unet = _from_single_file(UNet2DConditionModel, state, config_dir(config_name) / "unet", path, _offline(device, dtype))
-    vae = _from_single_file(AutoencoderKL, state, _part_dir(config_name, "vae"), path, _offline(device, dtype))
+    vae = _from_single_file(AutoencoderKL, state, part_dir(config_name, "vae"), path, _offline(device, dtype))
     text_encoder = _load_text_encoder(state, config_name, path).to(device=device, dtype=dtype)
     return StableDiffusionParts(unet, vae, text_encoder, scheduler_config(config_name))
 
@@ -115,17 +98,12 @@ def load_vae(path: str | Path, config_name: str = "sd15", device: str | torch.de
              dtype: torch.dtype = torch.float32) -> AutoencoderKL:
     """Only the VAE of a checkpoint (data preparation encodes latents and needs nothing else)."""
     state = _checked_state(path, config_name)
-    return _from_single_file(AutoencoderKL, state, _part_dir(config_name, "vae"), path, _offline(device, dtype))
-
-
-def scheduler_config(config_name: str) -> dict:
-    """The noise schedule the kept config's models were trained with."""
-    return json.loads((_part_dir(config_name, "scheduler") / "scheduler_config.json").read_text())
+    return _from_single_file(AutoencoderKL, state, part_dir(config_name, "vae"), path, _offline(device, dtype))
 
 
 def _checked_state(path: str | Path, config_name: str) -> dict:
     """The state dict of a full checkpoint of the config's family, or an error saying what it is."""
-    _part_dir(config_name, "vae")
+    part_dir(config_name, "vae")
     state = _read_state(path)
     found, wanted = checkpoint_family(state, path), config_family(config_name)
     if found != wanted:
@@ -148,13 +126,6 @@ def _offline(device: str | torch.device, dtype: torch.dtype) -> dict:
     if dtype != torch.float32:  # float32 is what diffusers builds; asking for it only logs a false warning
         offline["torch_dtype"] = dtype
     return offline
-
-
-def _part_dir(config_name: str, part: str) -> Path:
-    folder = config_dir(config_name) / part
-    if not folder.is_dir():
-        raise ValueError(f"the kept config {config_name!r} has only a UNet config, no {part} config")
-    return folder
 
 
 def _read_state(path: str | Path) -> dict:

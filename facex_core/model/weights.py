@@ -22,15 +22,11 @@ from safetensors.torch import save_file
 
 from ..errors import ModelFileError
 from ..ford.checkpoint import load_strict, under_prefix
-from ..models.locate import ModelRoots, require_file
-from ..models.manifest import CLIP_VISION
 from .config import FaceXConfig
 from .facex import FaceXModel
+from .metadata import CLIP_FILE_PREFIX, FORMAT, FORMAT_VERSION, read_metadata
 
-FORMAT = "facex"
-FORMAT_VERSION = 1
 CLIP_PREFIX = "clip."
-CLIP_FILE_PREFIX = "clip_vision:"
 
 
 @dataclass(frozen=True)
@@ -80,23 +76,6 @@ def save_atomically(tensors: dict[str, torch.Tensor], path: str | Path, metadata
     return path
 
 
-def read_metadata(path: str | Path) -> dict[str, str]:
-    """The metadata of a FaceX file, checked for format and version (cheap: no tensors read)."""
-    path = require_file(path, "FaceX weight")
-    try:
-        with safe_open(str(path), "pt") as handle:
-            metadata = handle.metadata() or {}
-    except (SafetensorError, OSError) as exc:
-        raise ModelFileError(f"The FaceX weight file {path} is corrupt or truncated ({exc}); download or export it again.") from exc
-    if metadata.get("format") != FORMAT:
-        raise ModelFileError(f"{path} is not a FaceX weight file (its metadata has no format 'facex'); "
-                             "put SD checkpoints in models/checkpoints and FaceX files in models/facex.")
-    if metadata.get("format_version") != str(FORMAT_VERSION):
-        raise ModelFileError(f"{path} is FaceX format version {metadata.get('format_version')}; this FaceX reads "
-                             f"version {FORMAT_VERSION}. Update the node suite, or export the weights again.")
-    return metadata
-
-
 def load_facex(path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> FaceXFile:
     """Load and check a weight file; every key must match the network its config describes."""
     metadata = read_metadata(path)
@@ -117,13 +96,3 @@ def load_facex(path: str | Path, device: torch.device | str = "cpu", dtype: torc
     model = load_strict(FaceXModel(config), state, path, "FaceX weight",
                         hint="The file is damaged or was written by another version; export it again.")
     return FaceXFile(model.to(device=device, dtype=dtype), metadata, clip_state)
-
-
-def region_encoder_file(metadata: dict[str, str], roots: ModelRoots) -> Path | None:
-    """The clip_vision file a FaceX file names (None when its encoder is embedded)."""
-    encoder = metadata["region_encoder"]
-    if not encoder.startswith(CLIP_FILE_PREFIX):
-        return None
-    name = encoder[len(CLIP_FILE_PREFIX):]
-    folders = [Path(folder) for folder in roots.get(CLIP_VISION, ())] or [Path(".")]
-    return next((folder / name for folder in folders if (folder / name).exists()), folders[0] / name)

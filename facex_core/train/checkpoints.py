@@ -24,7 +24,8 @@ from ..errors import FaceXError
 from ..ford.checkpoint import load_strict, under_prefix
 from ..model.config import FaceXConfig
 from ..model.facex import FaceXModel
-from ..model.weights import CLIP_FILE_PREFIX, CLIP_PREFIX, save_facex
+from ..model.metadata import CLIP_FILE_PREFIX
+from ..model.weights import CLIP_PREFIX, save_facex
 
 STEP_PREFIX = "step_"
 PARTIAL = ".partial"
@@ -84,7 +85,10 @@ def complete_checkpoints(output: Path) -> list[Path]:
 def read_checkpoint(folder: str | Path) -> Checkpoint:
     folder = Path(folder)
     if not (folder / STATE).is_file():
-        raise FaceXError(f"{folder} is not a FaceX training checkpoint (no {STATE}); give a checkpoints/step_* folder.")
+        found = complete_checkpoints(folder) or complete_checkpoints(folder.parent.parent)
+        hint = f" The newest checkpoint there is {found[-1]}." if found else ""
+        problem = "is not a FaceX training checkpoint (no state.json)" if folder.exists() else "does not exist"
+        raise FaceXError(f"The checkpoint {folder} {problem}; give a run's checkpoints/step_* folder.{hint}")
     return Checkpoint(folder, json.loads((folder / STATE).read_text()))
 
 

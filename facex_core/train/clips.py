@@ -6,25 +6,18 @@ names the clips, and clips it lists that were never downloaded (many YouTube sou
 gone) are reported, not fatal. Any other folder is searched for video files and for frame
 folders (a folder holding images is one clip, its files in name order).
 
-Frames are read lazily. A frame that cannot be decoded is yielded as a `BadFrame` so the
-caller can log it and go on; one corrupt frame never costs the clip.
+Frames are read by frames.read_frames.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 from ..errors import ImageInputError
-from ..images import read_image_file
+from ..image_files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v"})
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
 CELEBV_INFO = "celebvhq_info.json"
 CELEBV_FOLDERS = ("downloaded_celebvhq/processed", "processed", ".")
 
@@ -33,18 +26,6 @@ CELEBV_FOLDERS = ("downloaded_celebvhq/processed", "processed", ".")
 class Clip:
     name: str  # unique within the data folder; names the clip's shard
     path: Path  # a video file or a folder of frames
-
-
-@dataclass(frozen=True)
-class Frame:
-    index: int
-    pixels: np.ndarray  # [H, W, 3] uint8 RGB
-
-
-@dataclass(frozen=True)
-class BadFrame:
-    index: int
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -92,43 +73,3 @@ def _clip_name(root: Path, path: Path) -> str:
     return "__".join(relative.with_suffix("").parts if path.is_file() else relative.parts)
 
 
-def read_frames(clip: Clip, every: int = 1, limit: int | None = None) -> Iterator[Frame | BadFrame]:
-    """Every `every`-th frame of a clip, at most `limit` of them."""
-    frames = _video_frames(clip.path) if clip.path.is_file() else _folder_frames(clip.path)
-    taken = 0
-    for index, frame in enumerate(frames):
-        if index % every:
-            continue
-        if limit is not None and taken >= limit:
-            return
-        taken += 1
-        yield frame
-
-
-def _folder_frames(folder: Path) -> Iterator[Frame | BadFrame]:
-    files = sorted(path for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
-    for index, path in enumerate(files):
-        try:
-            yield Frame(index, read_image_file(path))
-        except ImageInputError as error:
-            yield BadFrame(index, f"{path.name}: {error}")
-
-
-def _video_frames(path: Path) -> Iterator[Frame | BadFrame]:
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        yield BadFrame(0, f"{path.name}: the video cannot be opened (unsupported codec or a damaged file)")
-        return
-    expected = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    index = 0
-    try:
-        while True:
-            ok, bgr = capture.read()
-            if not ok:
-                if index < expected:  # the container promised more frames: the rest is damaged
-                    yield BadFrame(index, f"{path.name}: decoding stopped at frame {index} of {expected}")
-                return
-            yield Frame(index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-            index += 1
-    finally:
-        capture.release()

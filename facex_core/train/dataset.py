@@ -18,7 +18,7 @@ import torch
 from safetensors import safe_open
 from torch.utils.data import Dataset, Sampler
 
-from ..errors import FaceXError
+from ..errors import ConfigError, FaceXError
 from .prepare import SHARD_SUFFIX, shard_metadata
 
 # the shard tensors a frame contributes to a sample (frame_index, kps, matrices stay behind)
@@ -132,7 +132,7 @@ class GlobalBatches(Sampler[list[int]]):
     def __init__(self, batch: int, world: int, rank: int, accumulation: int, start: int = 0, steps: int | None = None) -> None:
         micro = batch // (world * accumulation)
         if micro * world * accumulation != batch:
-            raise ValueError(f"a batch of {batch} does not split into {world} process(es) x {accumulation} "
+            raise ConfigError(f"a batch of {batch} does not split into {world} process(es) x {accumulation} "
                              "accumulation step(s); choose sizes that divide it")
         self.batch, self.world, self.rank, self.accumulation, self.micro = batch, world, rank, accumulation, micro
         self.start, self.steps = start, steps

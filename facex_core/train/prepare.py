@@ -24,15 +24,17 @@ import torch
 from safetensors import safe_open
 from tqdm import tqdm
 
-from ..errors import FaceXError
+from ..errors import FaceXError, UsageError
 from ..faces.crops import align_faces
 from ..faces.detect import FaceDetector, choose_faces
-from ..ford.extractors import EXTRACTOR_ROLES, FordExtractors, ford_tensors
+from ..ford.extractors import FordExtractors, ford_tensors
+from ..frames import BadFrame, Frame, read_frames
 from ..model.sampling import encode
 from ..model.sd_checkpoint import load_vae
 from ..model.weights import save_atomically
 from ..models.locate import ModelRoots, locate_roles
-from .clips import BadFrame, Clip, Frame, find_clips, read_frames
+from ..models.manifest import EXTRACTOR_ROLES
+from .clips import Clip, find_clips
 
 SHARD_FORMAT = "facex-shard"
 SHARD_VERSION = "1"
@@ -65,7 +67,7 @@ class Slot:
         rank = int(os.environ.get("RANK", 0)) if rank is None else rank
         world = int(os.environ.get("WORLD_SIZE", 1)) if world is None else world
         if not 0 <= rank < world:
-            raise ValueError(f"rank {rank} is outside 0..{world - 1}")
+            raise UsageError(f"--rank {rank} is outside 0..{world - 1} (--world-size {world}); torchrun sets both itself")
         if device is None:
             device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if torch.cuda.is_available() else "cpu"
         return cls(rank, world, device)
@@ -97,7 +99,7 @@ class Preparer:
     def _usable(self, clip: Clip, log: EventLog) -> Iterator[tuple[Frame, list]]:
         """Decodable frames with their chosen face; every other frame is logged."""
         settings = self.settings
-        for frame in read_frames(clip, settings.every, settings.max_frames):
+        for frame in read_frames(clip.path, settings.every, settings.max_frames):
             if isinstance(frame, BadFrame):
                 log.write("bad_frame", clip.name, frame=frame.index, reason=frame.reason)
                 continue

@@ -19,7 +19,7 @@ from ..ford.clip_vision import ClipVisionEncoder
 from ..ford.identity import IdentityFeatures
 from ..ford.motion import Motion3DMM
 from ..ford.region_features import encode_regions
-from ..ford.regions import region_masks
+from ..ford.region_masks import region_masks
 from ..fors.assemble import assemble
 from ..fors.reference import FaceImages, compose_reference
 from ..fors.representation import FaceMotion, FaceRepresentation

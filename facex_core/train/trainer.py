@@ -21,7 +21,7 @@ from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..errors import FaceXError
+from ..errors import ConfigError, FaceXError
 from ..ford.checkpoint import under_prefix
 from ..ford.clip_vision import ClipVisionEncoder
 from ..ford.region_features import default_clip_layers
@@ -29,8 +29,9 @@ from ..fors.tasks import TASKS
 from ..model.config import FaceXConfig, layout_mismatch
 from ..model.diffusers_binding import DiffusersFRC, block_specs
 from ..model.facex import FaceXModel
+from ..model.kept_configs import config_family
 from ..model.sampling import SamplingSettings, empty_prompt
-from ..model.sd_checkpoint import StableDiffusionParts, config_family, load_single_file
+from ..model.sd_checkpoint import StableDiffusionParts, load_single_file
 from ..model.weights import CLIP_PREFIX, load_facex
 from .checkpoints import FACEX_KEYS, export, latest_checkpoint, save_checkpoint, trainable_state
 from .config import TrainConfig
@@ -48,7 +49,7 @@ def micro_batch_size(batch: int, world: int, most: int) -> int:
     `world` processes and whole accumulation steps, so one config fits 1 to 8 GPUs."""
     fitting = [size for size in range(min(most, batch), 0, -1) if batch % (world * size) == 0]
     if not fitting:
-        raise ValueError(f"A batch of {batch} cannot be split evenly over {world} processes; use a process count that divides it.")
+        raise ConfigError(f"A batch of {batch} cannot be split evenly over {world} processes; use a process count that divides it.")
     return fitting[0]
 
 
