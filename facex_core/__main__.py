@@ -197,6 +197,8 @@ def _extract(args: argparse.Namespace) -> int:
 
 def _picks(task: str, text: str | None) -> dict[str, str]:
     """--regions as region -> input; attribute editing takes hair by default."""
+    if text is None and task == "mixture_editing":
+        raise UsageError("mixture_editing needs --regions: region=input pairs, e.g. eyes=source,hair=reference.")
     if text is None:
         return {"hair": "reference"} if task == "attribute_editing" else {}
     if task not in ("attribute_editing", "mixture_editing"):

@@ -5,13 +5,14 @@ FaceX error; nothing escapes as a traceback from inside a library.
 """
 
 import pytest
-from conftest import FACES_DIR, annotated
+from conftest import FACES_DIR, annotated, require_faces
 
 from facex_core.errors import FaceXError, ImageInputError, NoFaceError
 from facex_core.faces.crops import detect_and_align
 from facex_core.faces.detect import FaceDetector
 from facex_core.images import load_image_batch
 
+require_faces()  # the module lists files of ../shared/faces while it is collected
 BAD = sorted(path.name for path in (FACES_DIR / "bad").iterdir())
 OUTCOME = {
     "empty.png": ImageInputError,

@@ -37,6 +37,7 @@ from facex_core.train.trainer import Trainer, micro_batch_size
 HERE = Path(__file__).parent
 
 
+@pytest.mark.slow
 def test_a_200_step_overfit_run_halves_its_loss(train_data, tmp_path):
     trainer = Trainer(tiny_run(train_data, tmp_path, steps=200, learning_rate=1e-3))
     trainer.run()
@@ -61,6 +62,7 @@ def test_the_zero_initialised_frc_trains_from_the_frozen_unet_s_own_loss(tiny_tr
     assert abs(float(loss) - float(F.mse_loss(plain, draws.noise))) < 1e-6
 
 
+@pytest.mark.slow
 def test_an_interrupted_and_resumed_run_ends_with_the_parameters_of_an_uninterrupted_one(train_data, tmp_path):
     config = tiny_run(train_data, tmp_path / "whole", steps=6, checkpoint_every=3, learning_rate=1e-3)
     whole = Trainer(config)
@@ -104,6 +106,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_average_the_gradients_of_one_process_on_the_same_batch(train_data, tmp_path):
     config = tiny_run(train_data, tmp_path / "two", micro_batch=1)
     (tmp_path / "two.json").write_text(json.dumps(config.to_dict()))
@@ -205,6 +208,7 @@ def test_a_fine_tune_stage_starts_from_the_generalist_file(exported, train_data,
     assert load_facex(out).metadata["region_encoder"] == "clip_vision:clip-vit-large-patch14.safetensors"
 
 
+@pytest.mark.slow
 def test_bf16_training_runs_from_the_command_line(train_data, tmp_path):
     """In its own process: accelerate fixes the precision once per process."""
     config = tiny_run(train_data, tmp_path / "run", steps=2, mixed_precision="bf16")

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import FACES_DIR, annotated, image_tensor
+from conftest import FACES_DIR, annotated, image_tensor, require_faces
 from safetensors.torch import load_file
 from train_fixtures import CLIP_FOLDERS, make_preparer
 
@@ -18,6 +18,7 @@ from facex_core.train.__main__ import main as train_main
 from facex_core.train.clips import find_clips
 from facex_core.train.prepare import Slot, prepare, shard_metadata
 
+require_faces()  # the module lists files of ../shared/faces while it is collected
 WOMAN_FRAMES = sorted(p.name for p in (FACES_DIR / CLIP_FOLDERS["woman"]).iterdir())
 
 
