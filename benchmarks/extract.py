@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ import onnx
 import torch
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
+from benchmarks.device import describe
 from facex_core.faces.crops import FaceCrops, align_faces
 from facex_core.faces.detect import DetectedFace
 from facex_core.ford.clip_vision import ClipVisionEncoder
@@ -80,6 +82,23 @@ def timed(run, repeats: int, device: str) -> float:
     return statistics.median(once() for _ in range(repeats))
 
 
+def ford_steps(models: dict, faces: FaceCrops, masks: torch.Tensor) -> dict[str, Callable[[], object]]:
+    """One call per extractor on `faces`, by the name the table shows."""
+    return {
+        "identity (ArcFace r50, ONNX)": lambda: models["identity"].encode(faces),
+        "parsing (BiSeNet, 512)": lambda: models["parser"].parse(faces),
+        "motion (Deep3DFaceRecon, 224)": lambda: models["motion"].extract(faces),
+        "gaze (L2CS, 448)": lambda: models["gaze"].extract(faces),
+        "regions (CLIP ViT-L/14 + FPN + pooling)": lambda: encode_regions(
+            models["clip"], models["adapter"], faces.crops, masks),
+    }
+
+
+def run_all(steps: Iterable[Callable[[], object]]) -> None:
+    for step in steps:
+        step()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -91,23 +110,11 @@ def main() -> None:
         for batch in (1, 16):
             faces = real_faces(batch)
             masks = region_masks(models["parser"].parse(faces)).to(args.device)
-            steps = {
-                "identity (ArcFace r50, ONNX)": lambda: models["identity"].encode(faces),
-                "parsing (BiSeNet, 512)": lambda: models["parser"].parse(faces),
-                "motion (Deep3DFaceRecon, 224)": lambda: models["motion"].extract(faces),
-                "gaze (L2CS, 448)": lambda: models["gaze"].extract(faces),
-                "regions (CLIP ViT-L/14 + FPN + pooling)": lambda: encode_regions(
-                    models["clip"], models["adapter"], faces.crops, masks),
-            }
+            steps = ford_steps(models, faces, masks)
             times = {name: timed(step, args.repeats, args.device) / batch for name, step in steps.items()}
-
-            def whole_pass():
-                for step in steps.values():
-                    step()
-
-            times["whole FORD pass"] = timed(whole_pass, args.repeats, args.device) / batch
+            times["whole FORD pass"] = timed(partial(run_all, steps.values()), args.repeats, args.device) / batch
             rows[batch] = times
-    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    device = describe(args.device)
     print(f"device: {device}; torch {torch.__version__}; median of {args.repeats}\n")
     print("| step | ms per face, batch 1 | ms per face, batch 16 |")
     print("|---|---|---|")

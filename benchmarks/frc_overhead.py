@@ -13,13 +13,13 @@ checks, at full size, that a zero-initialised FaceX leaves the noise prediction 
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
+from benchmarks.device import describe
 from facex_core.model.config import FaceXConfig
 from facex_core.model.diffusers_binding import DiffusersFRC
 from facex_core.model.facex import FaceXModel
@@ -85,7 +85,7 @@ def main() -> None:
                 patched.append(step_time(unet, latents, timestep, text, args.device))
                 binding.detach()
             rows.append((size, unpatched[1:], patched[1:], flops_frc / flops_plain, zero_init_diff))
-    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+    device = describe(args.device)
     print(f"device: {device}; torch {torch.__version__}; {args.dtype}; batch {BATCH}; "
           f"f_SD {config.context_tokens} tokens; median of {args.repeats}\n")
     print("| image | UNet step, median (s) | with FRC, median (s) | ratio of medians | ratio of minima "

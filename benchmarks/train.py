@@ -14,7 +14,6 @@ generalist schedule at batch 32 on one such device.
 from __future__ import annotations
 
 import argparse
-import platform
 import resource
 import statistics
 import time
@@ -22,6 +21,7 @@ import time
 import torch
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
+from benchmarks.device import describe
 from facex_core.ford.clip_vision import ClipVisionEncoder
 from facex_core.ford.motion import COEFFICIENT_LAYOUT
 from facex_core.ford.regions import BISENET_LABELS
@@ -48,7 +48,9 @@ def synthetic_frames(batch: int, size: int, generator: torch.Generator) -> dict[
         "gaze": torch.randn(batch, 2, generator=generator) * 0.2,
         "latents": torch.randn(batch, 4, size // 8, size // 8, generator=generator),
     }
-    return frame | {f"3dmm_{name}": torch.randn(batch, width, generator=generator) for name, width in COEFFICIENT_LAYOUT}
+    coefficients = {f"3dmm_{name}": torch.randn(batch, width, generator=generator)
+                    for name, width in COEFFICIENT_LAYOUT}
+    return frame | coefficients
 
 
 def peak_memory_gib(device: str) -> float:
@@ -93,7 +95,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch", type=int, default=1, help="samples per step on this device (micro-batch)")
-    parser.add_argument("--precision", default="float32", choices=("float32", "bf16"), help="autocast and frozen-weight dtype")
+    parser.add_argument("--precision", default="float32", choices=("float32", "bf16"),
+                        help="autocast and frozen-weight dtype")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--finetune-clip", action="store_true")
@@ -114,7 +117,7 @@ def main() -> None:
         step = statistics.median(times)
         rows.append((size, step, args.batch / step, peak_memory_gib(args.device), trainable))
         del model, optimizer, batch
-    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+    device = describe(args.device)
     print(f"device: {device}; torch {torch.__version__}; {args.precision}; micro-batch {args.batch}; "
           f"CLIP {'fine-tuned' if args.finetune_clip else 'frozen'}; gradient checkpointing "
           f"{'off' if args.no_checkpointing else 'on'}; median of {args.repeats} steps after a warm-up\n")
@@ -123,7 +126,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for size, step, rate, memory, trainable in rows:
         hours = SCHEDULE_STEPS * SCHEDULE_BATCH / rate / 3600
-        print(f"| {size} | {step:.2f} | {rate:.3f} | {memory:.1f} | {trainable / 1e6:.1f}M | {hours:,.0f} h ({hours / 24:,.1f} days) |")
+        print(f"| {size} | {step:.2f} | {rate:.3f} | {memory:.1f} | {trainable / 1e6:.1f}M | {hours:,.0f} h "
+              f"({hours / 24:,.1f} days) |")
 
 
 if __name__ == "__main__":

@@ -45,7 +45,8 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
     """The networks and sampling settings of every command that generates faces (edit, eval)."""
     parser.add_argument("--checkpoint", required=True, type=Path,
                         help="Stable Diffusion single file: a path, or a name in models/checkpoints")
-    parser.add_argument("--facex", required=True, type=Path, help="FaceX weight file: a path, or a name in models/facex")
+    parser.add_argument("--facex", required=True, type=Path,
+                        help="FaceX weight file: a path, or a name in models/facex")
     parser.add_argument("--base-config", default=None,
                         help="kept diffusers config of the checkpoint (default: the FaceX file's family)")
     parser.add_argument("--steps", type=int, default=30, help="sampling steps")
@@ -124,7 +125,8 @@ def _parser() -> argparse.ArgumentParser:
                            "mixture editing: region=input pairs, e.g. eyes=source,hair=reference")
     add_generation_arguments(edit)
     edit.add_argument("--out", required=True, type=Path,
-                      help="output image (.png, .jpg, ...); animation: a .mp4 or .avi video, or a new folder for frames")
+                      help="output image (.png, .jpg, ...); animation: a .mp4 or .avi video, or a new folder for "
+                           "its frames")
     for angle in ("yaw", "pitch", "roll"):
         edit.add_argument(f"--{angle}", type=float, help=f"motion editing: head {angle} in degrees")
     edit.add_argument("--relative", action="store_true", help="motion editing: add the angles to the target's")
@@ -155,12 +157,14 @@ def _detect(args: argparse.Namespace) -> int:
     faces = FaceDetector(detector_file, device, threshold=args.threshold).detect(read_image_file(args.image))
     faces = sorted(faces, key=lambda face: face.box[0])
     found = [{"box": [round(float(v), 1) for v in face.box],
-              "points": {name: [round(float(x), 1), round(float(y), 1)] for name, (x, y) in zip(POINT_NAMES, face.kps)},
+              "points": {name: [round(float(x), 1), round(float(y), 1)]
+                         for name, (x, y) in zip(POINT_NAMES, face.kps, strict=True)},
               "score": round(face.score, 4)} for face in faces]
     if args.json:
         print(json.dumps({"image": str(args.image), "detector": str(detector_file), "faces": found}, indent=2))
         return 0
-    print(f"{len(found)} face(s) in {args.image} (detector {detector_file.name}, threshold {args.threshold}), left to right:")
+    print(f"{len(found)} face(s) in {args.image} (detector {detector_file.name}, threshold {args.threshold}), left to "
+          f"right:")
     for index, face in enumerate(found):
         points = ", ".join(f"{name} {x:.1f},{y:.1f}" for name, (x, y) in face["points"].items())
         print(f"  {index}: box {', '.join(f'{v:.1f}' for v in face['box'])}  score {face['score']:.3f}\n     {points}")
@@ -221,7 +225,8 @@ def _picks(task: str, text: str | None) -> dict[str, str]:
 
 def _motion_flags(args: argparse.Namespace) -> list[str]:
     given = {"--yaw": args.yaw is not None, "--pitch": args.pitch is not None, "--roll": args.roll is not None,
-             "--gaze": args.gaze is not None, "--relative": args.relative, "--expression-scale": args.expression_scale != 1}
+             "--gaze": args.gaze is not None, "--relative": args.relative,
+             "--expression-scale": args.expression_scale != 1}
     return [flag for flag in MOTION_FLAGS if given[flag]]
 
 

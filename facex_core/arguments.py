@@ -48,7 +48,8 @@ def output_file(flag: str, path: Path, suffixes: Collection[str], what: str) -> 
     if not path.suffix:
         raise UsageError(f"{flag} {path} has no extension; end the name with one of {choices} to say the {what} type.")
     if path.suffix.lower() not in suffixes:
-        raise UsageError(f"{flag} {path}: {path.suffix} is not a {what} type this command writes; use one of {choices}.")
+        raise UsageError(f"{flag} {path}: {path.suffix} is not a {what} type this command writes; "
+                         f"use one of {choices}.")
     return output_folder_exists(flag, path)
 
 

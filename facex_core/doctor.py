@@ -75,11 +75,13 @@ def check_providers(gpu_present: bool, providers: list[str], installed: set[str]
     if gpu_present and "CUDAExecutionProvider" not in providers:
         findings.append(Finding("onnxruntime GPU", "warn",
                                 f"A CUDA GPU is present but onnxruntime offers only {', '.join(providers)}, so face "
-                                "detection and ArcFace run on the CPU (slow on video). Install onnxruntime-gpu matching "
+                                "detection and ArcFace run on the CPU (slow on video). Install onnxruntime-gpu "
+                                "matching "
                                 "your CUDA version, after uninstalling onnxruntime."))
     if not findings:
         where = "GPU" if "CUDAExecutionProvider" in providers else "CPU"
-        findings.append(Finding("onnxruntime providers", "ok", f"{', '.join(providers)} (ONNX models run on the {where})"))
+        findings.append(Finding("onnxruntime providers", "ok",
+                                f"{', '.join(providers)} (ONNX models run on the {where})"))
     return findings
 
 
@@ -95,13 +97,15 @@ def check_layout(roots: ModelRoots) -> list[Finding]:
             }
             misplaced = [(folder, why) for folder, why in wrong_places.items() if list(folder.glob("*.onnx"))]
             findings += [
-                Finding(f"{pack} folder", "fail", f"The {pack} files are in {folder} ({why}); move the .onnx files to {proper}.")
+                Finding(f"{pack} folder", "fail",
+                        f"The {pack} files are in {folder} ({why}); move the .onnx files to {proper}.")
                 for folder, why in misplaced
             ]
             archives = [Path(root, "models", f"{pack}.zip"), Path(root, f"{pack}.zip")]
             if not misplaced and any(a.is_file() for a in archives) and not list(proper.glob("*.onnx")):
                 findings.append(Finding(f"{pack} folder", "warn",
-                                        f"{pack}.zip is present but not unzipped; extract its .onnx files into {proper}."))
+                                        f"{pack}.zip is present but not unzipped; extract its .onnx files into "
+                                        f"{proper}."))
     return findings or [Finding("insightface folder layout", "ok", "no misplaced packs")]
 
 

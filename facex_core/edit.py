@@ -29,7 +29,7 @@ from .images import load_image_batch, to_image_batch
 from .model.diffusers_binding import DiffusersFRC
 from .model.facex import FaceXModel
 from .model.metadata import region_encoder_file
-from .model.sampling import SamplingSettings, empty_prompt, sample_crops
+from .model.sampling import DEFAULT_SAMPLING, SamplingSettings, empty_prompt, sample_crops
 from .model.sd_checkpoint import load_single_file
 from .model.weights import FaceXFile, load_facex
 from .models.edit_files import find_edit_files
@@ -139,18 +139,18 @@ class FaceXEditor:
                                  self.facex.config.clip_layers)
         return EditorFace(images, faces, outputs, FaceRepresentation.from_ford(outputs, regions))
 
-    def generate(self, job: EditJob, settings: SamplingSettings = SamplingSettings()) -> Generated:
+    def generate(self, job: EditJob, settings: SamplingSettings = DEFAULT_SAMPLING) -> Generated:
         """The generated crop of the target's face, before paste-back (evaluation measures it)."""
         source = self.face(job.source) if job.source else None
         reference = self.face(job.reference) if job.reference else None
         return self._generate(job, self.face(job.target), source, reference, settings)
 
-    def edit(self, job: EditJob, settings: SamplingSettings = SamplingSettings()) -> torch.Tensor:
+    def edit(self, job: EditJob, settings: SamplingSettings = DEFAULT_SAMPLING) -> torch.Tensor:
         """The edited target image [1, H, W, 3]."""
         return _pasted(self.generate(job, settings))
 
     def animate(self, job: EditJob, frames: Iterable[tuple[str, np.ndarray]],
-                settings: SamplingSettings = SamplingSettings()) -> Iterator[AnimatedFrame]:
+                settings: SamplingSettings = DEFAULT_SAMPLING) -> Iterator[AnimatedFrame]:
         """The source face driven by each (name, uint8 RGB) target frame, in order. A frame
         without a face comes back unchanged (edited=False), so a clip never loses a frame."""
         source = self.face(job.source)

@@ -24,7 +24,8 @@ AXIS_COLOURS = ((255, 0, 0), (0, 200, 0), (0, 80, 255))  # x (pitch axis), y (ya
 
 def region_overlay(crops: torch.Tensor, masks: torch.Tensor, opacity: float = 0.5) -> torch.Tensor:
     """[N, S, S, 3] crops with every region tinted in its colour."""
-    palette = torch.tensor([REGION_COLOURS[name] for name in REGION_NAMES], dtype=crops.dtype, device=crops.device) / 255
+    palette = torch.tensor([REGION_COLOURS[name] for name in REGION_NAMES], dtype=crops.dtype,
+                           device=crops.device) / 255
     colours = torch.einsum("nrhw,rc->nhwc", masks.to(crops.dtype), palette)
     return crops * (1 - opacity) + colours * opacity
 
@@ -43,11 +44,11 @@ def pose_overlay(crops: torch.Tensor, kps: torch.Tensor, pose: torch.Tensor) -> 
     frames = to_uint8(crops)
     size = crops.shape[1]
     length = size * 0.2
-    for frame, points, head in zip(frames, kps.cpu().numpy(), pose.cpu()):
+    for frame, points, head in zip(frames, kps.cpu().numpy(), pose.cpu(), strict=True):
         for x, y in points:
             cv2.circle(frame, (round(x), round(y)), max(2, size // 128), (255, 255, 0), -1, cv2.LINE_AA)
         nose = points[2]
-        for axis, colour in zip(rotation(head[:3]).T, AXIS_COLOURS):
+        for axis, colour in zip(rotation(head[:3]).T, AXIS_COLOURS, strict=True):
             tip = nose + length * np.array([axis[0], -axis[1]])  # 3D y points up, image y down
             cv2.line(frame, tuple(np.round(nose).astype(int)), tuple(np.round(tip).astype(int)), colour,
                      max(1, size // 160), cv2.LINE_AA)

@@ -20,7 +20,8 @@ PICKS_TOOLTIP = ("Attribute editing: regions taken from the reference, e.g. 'hai
 
 
 def _row(task: str, picks: str, has_source: bool):
-    return row_for(task, parse_picks(picks), identity="source" if has_source and task == "mixture_editing" else "target")
+    return row_for(task, parse_picks(picks),
+                   identity="source" if has_source and task == "mixture_editing" else "target")
 
 
 def _task_inputs() -> list:
@@ -47,10 +48,12 @@ class FaceXRepresentationAssembler(io.ComfyNode):
             node_id="FaceXRepresentationAssembler",
             display_name="FaceX Representation Assembler",
             category=CATEGORY,
-            description="Builds the FaceX input for a task: identity, motion, every region token, texture and lighting, "
+            description="Builds the FaceX input for a task: identity, motion, every region token, texture and "
+                        "lighting, "
                         "each from the face the task table names (one source can drive many target frames).",
             inputs=[*_task_inputs(), *role_inputs],
-            outputs=[FaceXRepresentation.Output(display_name="representation", tooltip="The assembled representation.")],
+            outputs=[FaceXRepresentation.Output(display_name="representation",
+                                                tooltip="The assembled representation.")],
         )
 
     @classmethod
@@ -83,7 +86,8 @@ class FaceXRegionAssembler(io.ComfyNode):
                 io.Mask.Input("hole", optional=True,
                               tooltip="Inpainting: the area to fill, drawn on the target image (white = fill)."),
                 io.Float.Input("margin", default=DEFAULT_MARGIN, min=0.0, max=0.2, step=0.005,
-                               tooltip="How far swapped regions are grown (and their edges cut), as a fraction of the crop."),
+                               tooltip="How far swapped regions are grown (and their edges cut), as a fraction of the "
+                                       "crop."),
             ],
             outputs=[
                 io.Image.Output(display_name="reference", tooltip="I_R, one per target face."),

@@ -17,10 +17,12 @@ class FaceXDoctor(io.ComfyNode):
             display_name="FaceX Doctor",
             category="FaceX",
             description="Checks what most often breaks face nodes (insightface import, NumPy mismatch, onnxruntime "
-                        "on CPU despite a GPU, misplaced insightface packs, missing or damaged model files) and says how to fix it.",
+                        "on CPU despite a GPU, misplaced insightface packs, missing or damaged model files) and says "
+                        "how to fix it.",
             inputs=[
                 io.Boolean.Input("verify_hashes", default=False,
-                                 tooltip="Also compare each present file's SHA-256 with the published one (slow for large files)."),
+                                 tooltip="Also compare each present file's SHA-256 with the published one (slow for "
+                                         "large files)."),
             ],
             outputs=[io.String.Output(display_name="report")],
             is_output_node=True,

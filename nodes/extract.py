@@ -110,7 +110,8 @@ class FaceXMotionExtractor(io.ComfyNode):
     @classmethod
     def execute(cls, faces, recon3d, gaze) -> io.NodeOutput:
         recon_path, gaze_path = resolve("recon3d", recon3d), resolve("gaze", gaze)
-        recon = cached(("deep3d", *file_key(recon_path)), lambda: MotionExtractor.from_file(recon_path, compute_device()))
+        recon = cached(("deep3d", *file_key(recon_path)),
+                       lambda: MotionExtractor.from_file(recon_path, compute_device()))
         gazer = cached(("l2cs", *file_key(gaze_path)), lambda: GazeExtractor.from_file(gaze_path, compute_device()))
         parts = []
         for index in chunks(len(faces)):
@@ -124,7 +125,8 @@ def region_encoder(facex: FaceXFile) -> ClipVisionEncoder:
     """The CLIP a FaceX file was trained with: a clip_vision file, or weights it embeds."""
     path = region_encoder_file(facex.metadata, model_roots())
     if path is None:
-        return cached(("clip-embedded", id(facex)), lambda: ClipVisionEncoder.from_state(facex.clip_state, "the FaceX file", compute_device()))
+        return cached(("clip-embedded", id(facex)),
+                      lambda: ClipVisionEncoder.from_state(facex.clip_state, "the FaceX file", compute_device()))
     return cached(("clip", *file_key(path)), lambda: ClipVisionEncoder.from_path(path, compute_device()))
 
 
@@ -145,7 +147,8 @@ class FaceXRegionPooler(io.ComfyNode):
             ],
             outputs=[
                 FaceXRegions.Output(display_name="regions", tooltip="Region masks and tokens per face."),
-                io.Mask.Output(display_name="face_mask", tooltip="Face area (brows, eyes, nose, lips, ears, skin) per crop."),
+                io.Mask.Output(display_name="face_mask",
+                               tooltip="Face area (brows, eyes, nose, lips, ears, skin) per crop."),
                 io.Image.Output(display_name="region_preview", tooltip="Every region tinted in its colour."),
             ],
         )
@@ -153,7 +156,8 @@ class FaceXRegionPooler(io.ComfyNode):
     @classmethod
     def execute(cls, faces, facex, parser) -> io.NodeOutput:
         parser_path = resolve("parsing", parser)
-        parsing = cached(("bisenet", *file_key(parser_path)), lambda: FaceParser.from_file(parser_path, compute_device()))
+        parsing = cached(("bisenet", *file_key(parser_path)),
+                         lambda: FaceParser.from_file(parser_path, compute_device()))
         clip, model = region_encoder(facex), facex.model
         labels, masks, tokens = [], [], []
         for index in chunks(len(faces)):
@@ -161,7 +165,8 @@ class FaceXRegionPooler(io.ComfyNode):
             labels.append(parsing.parse(subset))
             masks.append(region_masks(labels[-1]))
             with torch.no_grad():
-                tokens.append(encode_regions(clip, model.region_adapter, subset.crops, masks[-1], model.config.clip_layers))
+                tokens.append(encode_regions(clip, model.region_adapter, subset.crops, masks[-1],
+                                             model.config.clip_layers))
         masks = torch.cat(masks).to(output_device())
         regions = FaceRegions(torch.cat(labels).to(output_device()), masks, _concat(tokens, RegionTokens))
         preview = region_overlay(faces.crops, masks)

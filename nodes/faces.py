@@ -22,7 +22,8 @@ CATEGORY = "FaceX"
 
 def _detector(choice: str, threshold: float) -> FaceDetector:
     path = resolve("detection", choice)
-    return cached(("detector", *file_key(path), threshold), lambda: FaceDetector(path, compute_device(), threshold=threshold))
+    return cached(("detector", *file_key(path), threshold),
+                  lambda: FaceDetector(path, compute_device(), threshold=threshold))
 
 
 class FaceXDetectAlign(io.ComfyNode):
@@ -33,7 +34,8 @@ class FaceXDetectAlign(io.ComfyNode):
             display_name="FaceX Face Detect and Align",
             category=CATEGORY,
             description="Finds faces with insightface's SCRFD and cuts each into an FFHQ-aligned square crop, "
-                        "remembering where it came from so the edit can be pasted back. Works on every frame of a batch.",
+                        "remembering where it came from so the edit can be pasted back. Works on every frame of a "
+                        "batch.",
             inputs=[
                 io.Image.Input("image", tooltip="Image or video frames to find faces in."),
                 io.Combo.Input("detector", options=role_choices("detection"),

@@ -46,7 +46,8 @@ def comfy_blocks(diffusion_model: torch.nn.Module) -> list[tuple[BlockKey, Block
 class FaceXCondition:
     """f_SD of the faces being generated, with when and how strongly it steers."""
 
-    def __init__(self, context: torch.Tensor, null: torch.Tensor, strength: float, sigma_start: float, sigma_end: float):
+    def __init__(self, context: torch.Tensor, null: torch.Tensor, strength: float, sigma_start: float,
+                 sigma_end: float):
         self.context, self.null = context, null
         self.strength, self.sigma_start, self.sigma_end = strength, sigma_start, sigma_end
         self._prepared: dict[tuple, list[PreparedContext]] = {}
@@ -74,7 +75,7 @@ class FaceXCondition:
             with torch.no_grad():
                 conditional = facex.prepare(self.context.to(weight.device, weight.dtype), fuse_output=True)
                 null = facex.prepare(self.null[None].to(weight.device, weight.dtype), fuse_output=True)
-            self._prepared[key] = [chunked(c, n, list(chunks), rows) for c, n in zip(conditional, null)]
+            self._prepared[key] = [chunked(c, n, list(chunks), rows) for c, n in zip(conditional, null, strict=True)]
         return self._prepared[key][index]
 
 
@@ -137,7 +138,8 @@ class FaceXFRCPatcher(io.ComfyNode):
                 io.Model.Input("model", tooltip="The Stable Diffusion model to patch."),
                 FaceXModelType.Input("facex", tooltip="The FaceX network from FaceX Loader."),
             ],
-            outputs=[io.Model.Output(display_name="model", tooltip="The model with the FRC in every transformer block.")],
+            outputs=[io.Model.Output(display_name="model",
+                                     tooltip="The model with the FRC in every transformer block.")],
         )
 
     @classmethod
@@ -149,7 +151,8 @@ class FaceXFRCPatcher(io.ComfyNode):
         if problem:
             raise ModelFileError(problem)
         patched = model.clone()
-        weights = comfy.model_patcher.ModelPatcher(facex.model, load_device=model.load_device, offload_device=model.offload_device)
+        weights = comfy.model_patcher.ModelPatcher(facex.model, load_device=model.load_device,
+                                                   offload_device=model.offload_device)
         index = {key: number for number, (key, _, _) in enumerate(blocks)}
         patched.set_model_patch(KeepBlockInput(facex.model, index, weights), "middle_patch")
         patched.set_model_attn2_output_patch(AddFRC(facex.model, index, weights))

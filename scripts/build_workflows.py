@@ -276,7 +276,8 @@ def screenshot(driver: webdriver.Chrome, path: Path) -> None:
     browser window is given back its size afterwards."""
     _, _, width, height = graph_bounds(driver)
     normal_width, normal_height, margin_x, margin_y = driver.execute_script(
-        "const c = app.canvas.canvas; return [c.width, c.height, innerWidth - c.clientWidth, innerHeight - c.clientHeight]")
+        "const c = app.canvas.canvas; return [c.width, c.height, innerWidth - c.clientWidth, innerHeight - "
+        "c.clientHeight]")
     scale = min(SHOT_SCALE, MAX_SHOT_WIDTH / width)
     shot_width, shot_height = int(width * scale) + 40, int(height * scale) + 40
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
@@ -287,7 +288,8 @@ def screenshot(driver: webdriver.Chrome, path: Path) -> None:
     time.sleep(1.0)  # the DOM widgets (note and prompt text) follow the canvas on the next frames
     save_png(Image.open(io.BytesIO(driver.execute_script("return app.canvas.canvas").screenshot_as_png)), path)
     driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
-    wait_until(driver, f"return app.canvas.canvas.width === {normal_width} && app.canvas.canvas.height === {normal_height}",
+    wait_until(driver,
+               f"return app.canvas.canvas.width === {normal_width} && app.canvas.canvas.height === {normal_height}",
                "the canvas to shrink back")
 
 

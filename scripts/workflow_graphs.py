@@ -55,7 +55,8 @@ def frames_parts(g: Graph, role: str, images: list[str], facex: str, size: int =
 
 
 def _extracted(g: Graph, role: str, image: str, faces: str, facex: str) -> dict[str, list]:
-    identity = g.add("FaceXIDExtractor", f"{role} identity", faces=out(faces), recognition="models/buffalo_l/w600k_r50.onnx")
+    identity = g.add("FaceXIDExtractor", f"{role} identity", faces=out(faces),
+                     recognition="models/buffalo_l/w600k_r50.onnx")
     motion = g.add("FaceXMotionExtractor", f"{role} motion", faces=out(faces), recon3d="epoch_20.pth",
                    gaze="L2CSNet_gaze360.pkl")
     regions = g.add("FaceXRegionPooler", f"{role} regions", faces=out(faces), facex=out(facex), parser="79999_iter.pth")

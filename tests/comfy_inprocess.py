@@ -91,7 +91,8 @@ def check_blocks(base: Path) -> dict:
     facex = FaceXFile(FaceXModel(config).eval(), {}, {})
     fired = [0] * len(facex.model.frc)
     for number, layer in enumerate(facex.model.frc):
-        layer.register_forward_hook(lambda module, args, output, number=number: fired.__setitem__(number, fired[number] + 1))
+        layer.register_forward_hook(
+            lambda module, args, output, number=number: fired.__setitem__(number, fired[number] + 1))
     patched = run(mapping, "FaceXFRCPatcher", patcher, facex)[0]
     reference = torch.rand(1, config.resolution, config.resolution, 3)
     hooked = run(mapping, "FaceXSamplerHook", patched, random_representation(config), reference, 1.0, 0.0, 1.0)[0]
@@ -117,7 +118,8 @@ def check_equivalence(base: Path) -> dict:
     patched = run(mapping, "FaceXFRCPatcher", comfy_model, facex)[0]
     config = facex.model.config
     reference = torch.rand(2, config.resolution, config.resolution, 3, generator=torch.Generator().manual_seed(1))
-    hooked = run(mapping, "FaceXSamplerHook", patched, random_representation(config, faces=2), reference, 1.0, 0.0, 1.0)[0]
+    hooked = run(mapping, "FaceXSamplerHook", patched, random_representation(config, faces=2), reference, 1.0, 0.0,
+                 1.0)[0]
     condition = hooked.model_options["transformer_options"]["facex_condition"]
     gen = torch.Generator().manual_seed(2)
     latents, text = torch.randn(2, 4, 32, 32, generator=gen), torch.randn(2, 77, 768, generator=gen)
@@ -176,7 +178,8 @@ def check_compose(base: Path) -> dict:
 
     import nodes
 
-    comfy_blocks = next(module for name, module in sys.modules.items() if name.endswith(".nodes.frc_patch")).comfy_blocks
+    frc_patch = next(module for name, module in sys.modules.items() if name.endswith(".nodes.frc_patch"))
+    comfy_blocks = frc_patch.comfy_blocks
 
     checkpoint = base / "models" / "checkpoints" / "tiny_sd15.safetensors"
     model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(str(checkpoint), output_vae=True, output_clip=True)
@@ -193,21 +196,24 @@ def check_compose(base: Path) -> dict:
     noise = torch.randn(1, 4, 32, 32, generator=torch.Generator().manual_seed(5))
 
     def sample(patched, conditioning=controlled):
-        return comfy.sample.sample(patched, noise, 2, 3.0, "ddim", "ddim_uniform", conditioning, conditioning, latent, seed=0)
+        return comfy.sample.sample(patched, noise, 2, 3.0, "ddim", "ddim_uniform", conditioning, conditioning, latent,
+                                   seed=0)
 
     def with_facex(name: str):
         facex = run(mapping, "FaceXLoader", name)[0]
         patched = run(mapping, "FaceXFRCPatcher", stacked, facex)[0]
         config = facex.model.config
         reference = torch.rand(1, config.resolution, config.resolution, 3, generator=torch.Generator().manual_seed(6))
-        return facex, run(mapping, "FaceXSamplerHook", patched, random_representation(config), reference, 1.0, 0.0, 1.0)[0]
+        return facex, run(mapping, "FaceXSamplerHook", patched, random_representation(config), reference, 1.0, 0.0,
+                          1.0)[0]
 
     stack_only = sample(stacked)
     zero = sample(with_facex("facex_tiny_zero.safetensors")[1])
     trained_facex, trained = with_facex("facex_tiny.safetensors")
     fired = [0] * len(trained_facex.model.frc)
     for number, layer in enumerate(trained_facex.model.frc):
-        layer.register_forward_hook(lambda module, args, output, number=number: fired.__setitem__(number, fired[number] + 1))
+        layer.register_forward_hook(
+            lambda module, args, output, number=number: fired.__setitem__(number, fired[number] + 1))
     trained_out = sample(trained)
     return {
         "lora_effect": float((sample(with_lora) - sample(model)).abs().max()),

@@ -8,6 +8,7 @@ detector that finds the annotated face of each input image.
 from __future__ import annotations
 
 import shutil
+from itertools import pairwise
 from pathlib import Path
 
 import torch
@@ -40,7 +41,8 @@ NO_FACE = {"coffee.png": "bad/no_face_coffee.png"}  # the detector finds nothing
 def tiny_facex(unet, zero: bool, seed: int = 0) -> FaceXModel:
     torch.manual_seed(seed)
     config = FaceXConfig("sd15", 768, 256, block_specs(unet), width=32, region_dim=16,
-                         clip_dim=TINY_CLIP_VISION["hidden_size"], clip_layers=(1, 2, 2), adapter_layers=1, adapter_heads=2)
+                         clip_dim=TINY_CLIP_VISION["hidden_size"], clip_layers=(1, 2, 2),
+                         adapter_layers=1, adapter_heads=2)
     model = FaceXModel(config)
     if not zero:
         for layer in model.frc:
@@ -74,7 +76,8 @@ def write_hole(path: Path, image) -> None:
     half = (mouth_right[0] - mouth_left[0]) * 0.8
     centre_x, centre_y = (mouth_left[0] + mouth_right[0]) / 2, (mouth_left[1] + mouth_right[1]) / 2
     mask = Image.new("RGB", (image.entry["width"], image.entry["height"]), "black")
-    ImageDraw.Draw(mask).ellipse([centre_x - half, centre_y - half * 0.6, centre_x + half, centre_y + half * 0.6], fill="white")
+    ImageDraw.Draw(mask).ellipse([centre_x - half, centre_y - half * 0.6, centre_x + half, centre_y + half * 0.6],
+                                 fill="white")
     mask.save(path)
 
 
@@ -91,18 +94,20 @@ def write_controlnet(path: Path, checkpoint: Path, seed: int = 0) -> Path:
     from facex_core.model.sd_checkpoint import UNET_PREFIX
 
     unet = {key[len(UNET_PREFIX):]: value for key, value in load_file(str(checkpoint)).items()
-            if key.startswith(UNET_PREFIX) and key[len(UNET_PREFIX):].split(".")[0] in ("input_blocks", "middle_block", "time_embed")}
+            if key.startswith(UNET_PREFIX)
+            and key[len(UNET_PREFIX):].split(".")[0] in ("input_blocks", "middle_block", "time_embed")}
     channels = unet["input_blocks.0.0.weight"].shape[0]
     blocks = 1 + max(int(key.split(".")[1]) for key in unet if key.startswith("input_blocks."))
     gen = torch.Generator().manual_seed(seed)
     state = {f"control_model.{key}": value for key, value in unet.items()}
 
     def conv(name: str, c_in: int, c_out: int, k: int) -> None:
-        state[f"control_model.{name}.weight"] = (torch.randn(c_out, c_in, k, k, generator=gen) * (c_in * k * k) ** -0.5).half()
+        weight = torch.randn(c_out, c_in, k, k, generator=gen) * (c_in * k * k) ** -0.5
+        state[f"control_model.{name}.weight"] = weight.half()
         state[f"control_model.{name}.bias"] = (0.01 * torch.randn(c_out, generator=gen)).half()
 
     widths = (*HINT_WIDTHS, channels)
-    for index, (c_in, c_out) in enumerate(zip(widths, widths[1:])):
+    for index, (c_in, c_out) in enumerate(pairwise(widths)):
         conv(f"input_hint_block.{2 * index}", c_in, c_out, 3)
     for index in range(blocks):
         conv(f"zero_convs.{index}.0", channels, channels, 1)

@@ -48,7 +48,8 @@ class ComfyServer:
         python = os.environ.get("COMFYUI_PYTHON", sys.executable)
         command = [python, "main.py", "--cpu", "--base-directory", str(self.base), "--listen", "127.0.0.1",
                    "--port", str(self.port), "--disable-auto-launch"]
-        self.process = subprocess.Popen(command, cwd=COMFYUI_PATH, stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
+        log = open(self.log, "w")  # noqa: SIM115 - the server writes to it until it stops
+        self.process = subprocess.Popen(command, cwd=COMFYUI_PATH, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.process.poll() is not None:
@@ -73,7 +74,8 @@ class ComfyServer:
             return json.loads(response.read())
 
     def post(self, path: str, payload: dict) -> dict:
-        request = urllib.request.Request(self.url + path, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(self.url + path, data=json.dumps(payload).encode(),
+                                         headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return json.loads(response.read())
@@ -88,7 +90,8 @@ class ComfyServer:
         deadline = time.time() + timeout
         while time.time() < deadline:
             history = self.get(f"/history/{queued['prompt_id']}")
-            if queued["prompt_id"] in history and history[queued["prompt_id"]].get("status", {}).get("completed") is not None:
+            status = history.get(queued["prompt_id"], {}).get("status", {})
+            if status.get("completed") is not None:
                 entry = history[queued["prompt_id"]]
                 if entry["status"].get("status_str") in ("success", "error"):
                     return entry

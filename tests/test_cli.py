@@ -233,8 +233,8 @@ def test_detect_with_the_real_scrfd_finds_the_annotated_faces(name, real_scrfd, 
     for truth in (face for face in image.faces if face["landmarks_quality"] == "good"):
         points = np.array(truth["landmarks_5"])
         ocular = np.linalg.norm(points[1] - points[0])
-        errors = min((np.linalg.norm(np.array(list(face["points"].values())) - points, axis=1) / ocular for face in found),
-                     key=lambda error: error.max())
+        errors = min((np.linalg.norm(np.array(list(face["points"].values())) - points, axis=1) / ocular
+                      for face in found), key=lambda error: error.max())
         # SCRFD and dlib place the eye centres alike (measured <= 0.09 of the eye distance on every good face
         # of ../shared/faces); they define the nose and mouth points differently (measured <= 0.15)
         assert errors[:2].max() < 0.12 and errors.max() < 0.2, errors

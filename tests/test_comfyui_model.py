@@ -24,7 +24,8 @@ PUBLISHED = {"v1-5-pruned-emaonly.safetensors": CHECKPOINT, "facex_sd15.safetens
 
 def inprocess(check: str, base: Path) -> dict:
     """Run a check of tests/comfy_inprocess.py in ComfyUI's interpreter."""
-    result = subprocess.run([os.environ.get("COMFYUI_PYTHON", sys.executable), str(REPO / "tests" / "comfy_inprocess.py"),
+    result = subprocess.run([os.environ.get("COMFYUI_PYTHON", sys.executable),
+                             str(REPO / "tests" / "comfy_inprocess.py"),
                              check, str(base)], capture_output=True, text=True, timeout=900, env=dict(os.environ))
     lines = [line for line in result.stdout.splitlines() if line.startswith("FACEX-RESULT ")]
     assert lines, f"{check} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
@@ -71,7 +72,8 @@ def test_each_workflow_runs_end_to_end(comfy_server, task):
 
     entry = comfy_server.run(workflow(task))
     assert entry["status"]["status_str"] == "success", execution_error(entry)
-    saved = [image for output in entry["outputs"].values() for image in output.get("images", []) if image["type"] == "output"]
+    saved = [image for output in entry["outputs"].values() for image in output.get("images", [])
+             if image["type"] == "output"]
     sizes = {Image.open(comfy_server.base / "output" / image["filename"]).size for image in saved}
     expected = {(256, 256)} if task == "animation" else {(350, 350)}
     assert sizes == expected and len(saved) == (3 if task == "animation" else 1)
@@ -102,7 +104,8 @@ def test_a_zero_initialised_facex_leaves_the_sampler_output_exact(comfy_server, 
         entry = comfy_server.run(prompt)
         assert entry["status"]["status_str"] == "success", execution_error(entry)
         saved = entry["outputs"]["900"]["latents"][0]
-        latents.append(load_file(str(comfy_server.base / "output" / saved["subfolder"] / saved["filename"]))["latent_tensor"])
+        path = comfy_server.base / "output" / saved["subfolder"] / saved["filename"]
+        latents.append(load_file(str(path))["latent_tensor"])
     assert torch.equal(latents[0], latents[1])
 
 
@@ -128,6 +131,7 @@ def test_a_weight_file_for_another_layout_is_refused(comfy_server):
     sd15 = FaceXConfig.for_family("sd15", width=32, region_dim=16, clip_dim=64, clip_layers=(1, 2, 2),
                                   adapter_layers=1, adapter_heads=2)
     save_facex(FaceXModel(sd15), comfy_server.base / "models" / "facex" / "facex_full_sd15.safetensors", {})
-    message = execution_error(comfy_server.run(workflow("face_swap", **{"facex_sd15.safetensors": "facex_full_sd15.safetensors"})))
+    graph = workflow("face_swap", **{"facex_sd15.safetensors": "facex_full_sd15.safetensors"})
+    message = execution_error(comfy_server.run(graph))
     assert "trained for sd15 (16 transformer blocks, context width 768)" in message
     assert "a UNet with 4 transformer blocks" in message

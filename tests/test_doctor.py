@@ -147,7 +147,8 @@ def test_check_files_on_empty_folder_fails_once_per_role(tmp_path):
     assert "python -m facex_core.train" in messages["FaceX weight file"]
     assert f"none in {tmp_path / 'checkpoints'}" in messages["Stable Diffusion checkpoint (SD1.5 family, one file)"]
     assert str(tmp_path / "insightface" / "models" / "buffalo_l" / "det_10g.onnx") in messages["detection model"]
-    assert str(tmp_path / "insightface" / "models" / "antelopev2" / "scrfd_10g_bnkps.onnx") in messages["detection model"]
+    assert str(tmp_path / "insightface" / "models" / "antelopev2" / "scrfd_10g_bnkps.onnx") in messages["detection "
+                                                                                                        "model"]
     assert str(tmp_path / "facex_extractors" / "L2CSNet_gaze360.pkl") in messages["gaze model"]
     assert str(tmp_path / "clip_vision" / "clip-vit-large-patch14.safetensors") in messages["clip_vision model"]
     assert f"python -m facex_core.models --models-dir {tmp_path} download" in messages["clip_vision model"]

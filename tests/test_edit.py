@@ -30,7 +30,8 @@ def with_tiny_models(models: Path) -> Path:
     unet, vae, text_encoder = tiny_sd15()
     (models / "checkpoints").mkdir()
     write_single_file(models / "checkpoints" / "tiny_sd15.safetensors", unet, vae, text_encoder, torch.float16)
-    save_facex(tiny_facex(unet, zero=False), models / "facex" / "facex_tiny.safetensors", {"recognition": "w600k_r50.onnx"})
+    save_facex(tiny_facex(unet, zero=False), models / "facex" / "facex_tiny.safetensors",
+               {"recognition": "w600k_r50.onnx"})
     return models
 
 
@@ -38,7 +39,8 @@ def with_tiny_models(models: Path) -> Path:
 def setup(tmp_path_factory, models_dir):
     root = tmp_path_factory.mktemp("edit")
     models = with_tiny_models(models_with_detector(root, models_dir, [annotated(SOURCE)]))
-    return {"checkpoint": models / "checkpoints" / "tiny_sd15.safetensors", "facex": models / "facex" / "facex_tiny.safetensors",
+    return {"checkpoint": models / "checkpoints" / "tiny_sd15.safetensors",
+            "facex": models / "facex" / "facex_tiny.safetensors",
             "models": models, "root": root}
 
 
@@ -88,7 +90,8 @@ def test_animation_drives_the_source_with_a_folder_of_frames_and_keeps_faceless_
     out = tmp_path / "animated"
     code = main(["edit", "--task", "animation", "--source", str(annotated(SOURCE).path), "--target", str(frames),
                  "--checkpoint", "tiny_sd15.safetensors", "--facex", "facex_tiny.safetensors", "--out", str(out),
-                 "--models-dir", str(animation_models), "--base-config", "tiny_sd15", "--device", "cpu", "--steps", "2"])
+                 "--models-dir", str(animation_models), "--base-config", "tiny_sd15", "--device", "cpu",
+                 "--steps", "2"])
     assert code == 0
     written = sorted(out.iterdir())
     assert [path.name for path in written] == ["frame_00000.png", "frame_00001.png", "frame_00002.png"]
@@ -124,7 +127,8 @@ def test_animation_reads_and_writes_video(setup, tmp_path):
 
 
 def test_missing_files_are_all_listed(tmp_path, capsys):
-    code = main(["--models-dir", str(tmp_path), "edit", "--task", "reenactment", "--source", str(annotated(SOURCE).path),
+    code = main(["--models-dir", str(tmp_path), "edit", "--task", "reenactment",
+                 "--source", str(annotated(SOURCE).path),
                  "--target", str(annotated(TARGET).path), "--checkpoint", str(tmp_path / "v1-5.safetensors"),
                  "--facex", str(tmp_path / "facex_sd15.safetensors"), "--out", str(tmp_path / "out.png")])
     error = capsys.readouterr().err

@@ -35,7 +35,7 @@ from facex_core.eval.protocols import (
 from facex_core.eval.tables import INCEPTION_WEIGHTS, PROTOCOLS
 from facex_core.faces.crops import detect_and_align
 from facex_core.images import load_image_batch
-from facex_core.model.sampling import SamplingSettings
+from facex_core.model.sampling import DEFAULT_SAMPLING, SamplingSettings
 from facex_core.model.weights import save_facex
 from facex_core.models.locate import roots_from_models_dir
 from facex_core.testing.inception import write_fid_inception
@@ -82,7 +82,7 @@ def recorded_generations():
     """Every (job, Generated) that any FaceXEditor returns while the block runs."""
     records, generate = [], FaceXEditor.generate
 
-    def recording(self, job, settings=SamplingSettings()):
+    def recording(self, job, settings=DEFAULT_SAMPLING):
         generated = generate(self, job, settings)
         records.append((job, generated))
         return generated
@@ -127,7 +127,7 @@ def test_identity_and_motion_errors_are_the_extractor_outputs_compared(reenactme
     gaze: Euclidean distance of the generated and target outputs (first pair)."""
     report, records = reenactment
     extractors = editor.extractors
-    for (job, generated), result in zip(records, report.pairs):
+    for (job, generated), result in zip(records, report.pairs, strict=True):
         assert (str(job.source), str(job.target)) == (result.source, result.target) and job.task == "reenactment"
         source = detect_and_align(load_image_batch(job.source), editor.detector, generated.crops.shape[1])
         made = generated.target.faces.with_crops(generated.crops)

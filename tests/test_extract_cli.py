@@ -20,7 +20,7 @@ def test_extract_writes_every_representation(models_dir, tmp_path):
                  "--out", str(out), "--size", "256", "--face", "all"])
     assert code == 0
     with safe_open(str(out), "pt") as f:
-        shapes = {key: tuple(f.get_tensor(key).shape) for key in f.keys()}
+        shapes = {key: tuple(f.get_tensor(key).shape) for key in f.keys()}  # noqa: SIM118 - a safetensors file is not iterable
         assert f.metadata()["crop_size"] == "256"
     assert shapes["crops"] == (2, 256, 256, 3)
     assert shapes["identity_tokens"] == (2, 49, 512) and shapes["identity_embedding"] == (2, 512)

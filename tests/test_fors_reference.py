@@ -32,7 +32,8 @@ def landmark_labels(points: np.ndarray, size: int) -> np.ndarray:
     cv2.fillPoly(labels, [cv2.convexHull(np.concatenate([jaw, forehead]))], LABEL["skin"])
     for name, part in (("l_brow", p[17:22]), ("r_brow", p[22:27])):
         cv2.polylines(labels, [part], False, LABEL[name], thickness=4)
-    for name, part in (("l_eye", p[36:42]), ("r_eye", p[42:48]), ("nose", cv2.convexHull(p[27:36])), ("u_lip", p[48:60])):
+    for name, part in (("l_eye", p[36:42]), ("r_eye", p[42:48]), ("nose", cv2.convexHull(p[27:36])),
+                       ("u_lip", p[48:60])):
         cv2.fillPoly(labels, [part], LABEL[name])
     return labels
 
@@ -61,8 +62,8 @@ def test_head_swap_is_grayscale_inside_the_source_head_and_the_target_outside(pa
     area = dilate(torch.maximum(head, union_mask(target.masks, HEAD_PARTS)), radius)[0] > 0
     assert core.sum() > 1000 and (~area).sum() > 1000
     inside = reference[0][core]
-    assert torch.allclose(inside[:, 0], inside[:, 1]) and torch.allclose(inside[:, 1], inside[:, 2])
-    assert torch.allclose(inside, grayscale(source.crops)[0][core])
+    assert torch.equal(inside[:, 0], inside[:, 1]) and torch.equal(inside[:, 1], inside[:, 2])  # one gray value
+    torch.testing.assert_close(inside, grayscale(source.crops)[0][core], rtol=0, atol=1e-6)  # copied through a blend
     assert torch.equal(reference[0][~area], target.crops[0][~area])
     assert torch.equal(fusion[0] > 0, area)
     band = area & ~core
@@ -78,7 +79,9 @@ def test_face_swap_keeps_the_target_hair_and_background(pair):
     assert (hair & kept).sum() > 500 and (background & kept).sum() > 5000
     assert torch.equal(reference[0][kept], target.crops[0][kept])
     eyes = erode(union_mask(source.masks, ["eyes"]), 1)[0] > 0
-    assert torch.allclose(reference[0][eyes & (fusion[0] > 0)], source.crops[0][eyes & (fusion[0] > 0)], atol=1e-6)
+    # inside the eroded eyes the blend weight is 1: the source pixel up to float32 rounding of the blend
+    swapped = eyes & (fusion[0] > 0)
+    torch.testing.assert_close(reference[0][swapped], source.crops[0][swapped], rtol=0, atol=1e-6)
 
 
 def test_whole_image_references_and_the_inpainting_hole(pair):

@@ -60,7 +60,7 @@ def test_zero_initialised_frc_leaves_the_unet_output_unchanged(inputs):
     with DiffusersFRC(unet, tiny_facex(unet)) as frc:
         frc.set_context(inputs[3])
         patched = run(unet, inputs)
-    assert float((patched - before).abs().max()) <= 1e-6
+    assert torch.equal(patched, before)  # the zero projection adds exactly 0: exactness is the claim
 
 
 def test_trained_frc_changes_the_output_and_detaching_restores_it_bit_for_bit(inputs):
@@ -110,7 +110,9 @@ def test_one_block_equals_equation_3_computed_by_hand():
         with DiffusersFRC(unet, facex) as frc:
             frc.set_context(f_sd)
             bound = block(x, encoder_hidden_states=text)
-    assert float((bound - expected).abs().max()) < 1e-5
+    # Eq. 3 by hand and through the hooks run the same operations, grouped differently by the
+    # attention kernels; float32 rounding for activations of order 1. A missing term moves it by ~1e-1.
+    torch.testing.assert_close(bound, expected, rtol=0, atol=1e-5)
 
 
 def test_keys_and_values_are_computed_once_per_sampling_run(inputs):
@@ -138,7 +140,8 @@ def test_each_sample_is_conditioned_by_its_own_context_and_the_null_row(inputs):
         for index in range(2):
             frc.set_context(pair[index:index + 1])
             single = unet(latents[index:index + 1], timesteps[:1], encoder_hidden_states=text[index:index + 1]).sample
-            assert torch.allclose(batched[index], single[0], atol=1e-5)
+            # batch size changes the order of float32 sums in the kernels, nothing else
+            torch.testing.assert_close(batched[index], single[0], rtol=0, atol=1e-5)
 
 
 def test_condition_dropout_replaces_exactly_the_marked_rows_by_the_null_context():

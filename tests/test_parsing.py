@@ -33,7 +33,7 @@ def test_input_is_512_with_imagenet_normalisation(tmp_path, faces):
     parser.parse(faces.with_crops(torch.zeros_like(faces.crops)))
     assert seen[0].shape == (1, 3, PARSING_INPUT, PARSING_INPUT)
     expected = torch.tensor([-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225]).view(3, 1, 1)
-    assert torch.allclose(seen[0][0], expected.expand(3, 512, 512), atol=1e-5)
+    torch.testing.assert_close(seen[0][0], expected.expand(3, 512, 512), rtol=0, atol=1e-5)  # float32 of -2.1
 
 
 def test_logits_come_from_the_main_head_not_the_auxiliary_ones(tmp_path, faces):
@@ -69,7 +69,9 @@ def test_every_parser_label_belongs_to_exactly_one_region():
     assert CORE_REGIONS == ("eyebrows", "eyes", "nose", "lips", "ears", "skin", "hair", "background")
 
 
-@pytest.mark.parametrize("label, region", [(17, "hair"), (12, "lips"), (11, "lips"), (6, "glasses"), (9, "earrings"), (15, "neck"), (0, "background"), (2, "eyebrows")])
+@pytest.mark.parametrize("label, region",
+                         [(17, "hair"), (12, "lips"), (11, "lips"), (6, "glasses"), (9, "earrings"), (15, "neck"),
+                          (0, "background"), (2, "eyebrows")])
 def test_label_to_region_by_celebamask_index(label, region):
     assert REGION_NAMES[int(label_to_region()[label])] == region
 

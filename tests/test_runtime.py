@@ -10,7 +10,8 @@ def test_the_cpu_gets_the_cpu_provider_only():
 
 
 def test_a_numbered_gpu_gets_its_own_device_id(monkeypatch):
-    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(onnxruntime, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     assert onnx_providers("cuda:3") == [("CUDAExecutionProvider", {"device_id": "3"}), "CPUExecutionProvider"]
     assert onnx_providers("cuda") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
 

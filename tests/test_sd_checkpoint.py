@@ -38,7 +38,7 @@ def no_network(monkeypatch):
 
 def test_single_file_has_the_original_layout(tiny_file):
     with safe_open(str(tiny_file), "pt") as file:
-        shapes = {key: tuple(file.get_slice(key).get_shape()) for key in file.keys()}
+        shapes = {key: tuple(file.get_slice(key).get_shape()) for key in file.keys()}  # noqa: SIM118 - a safetensors file is not iterable
     assert {key.split(".", 1)[0] for key in shapes} == {"model", "first_stage_model", "cond_stage_model"}
     assert shapes["model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"] == (320, 768)
     assert shapes["model.diffusion_model.input_blocks.1.1.proj_in.weight"] == (320, 320, 1, 1)
@@ -49,13 +49,14 @@ def test_single_file_has_the_original_layout(tiny_file):
     assert shapes["first_stage_model.decoder.up.0.block.0.nin_shortcut.weight"] == (128, 256, 1, 1)
     assert shapes["first_stage_model.decoder.up.3.upsample.conv.weight"] == (512, 512, 3, 3)
     assert shapes["cond_stage_model.transformer.text_model.encoder.layers.0.mlp.fc1.weight"] == (3072, 768)
-    diffusers_words = ("down_blocks", "up_blocks", "mid_block", "resnets", "time_embedding", "conv_norm_out", "group_norm")
+    diffusers_words = ("down_blocks", "up_blocks", "mid_block", "resnets", "time_embedding", "conv_norm_out",
+                       "group_norm")
     assert not any(word in key for key in shapes for word in diffusers_words)
 
 
 def test_round_trip_is_exact(tiny, tiny_file, no_network):
     parts = sd_checkpoint.load_single_file(tiny_file, "tiny_sd15")
-    for original, loaded in zip(tiny, (parts.unet, parts.vae, parts.text_encoder)):
+    for original, loaded in zip(tiny, (parts.unet, parts.vae, parts.text_encoder), strict=True):
         expected, got = original.state_dict(), loaded.state_dict()
         assert got.keys() == expected.keys()
         assert all(torch.equal(got[key], expected[key]) for key in expected)
@@ -84,7 +85,8 @@ def test_kept_unet_configs(name, blocks, context):
     assert unet.config.cross_attention_dim == context
     # the writer's original names map back onto exactly this UNet through diffusers' converter
     state = unet.state_dict()
-    converted = convert_ldm_unet_checkpoint(rename(state, unet_module_map(unet.config), sd_checkpoint.UNET_PREFIX), dict(unet.config))
+    converted = convert_ldm_unet_checkpoint(rename(state, unet_module_map(unet.config), sd_checkpoint.UNET_PREFIX),
+                                            dict(unet.config))
     assert {key: value.shape for key, value in converted.items()} == {key: value.shape for key, value in state.items()}
 
 

@@ -66,7 +66,8 @@ def test_the_head_swap_reference_of_a_training_pair_is_the_region_assembler_s(tr
     batch = torch.utils.data.default_collate([stream[k] for k in range(2)])
     with torch.no_grad():
         context, reference, fusion = tiny_trainer.accelerator.unwrap_model(tiny_trainer.model).condition(batch)
-    faces = {name: FaceImages(batch[name]["crops"], region_masks(batch[name]["parsing"])) for name in ("source", "target")}
+    faces = {name: FaceImages(batch[name]["crops"], region_masks(batch[name]["parsing"]))
+             for name in ("source", "target")}
     expected, expected_fusion = compose_reference(TASKS["head_swap"], **faces)
     assert torch.equal(reference, expected) and torch.equal(fusion, expected_fusion)
     config = tiny_trainer.facex.config

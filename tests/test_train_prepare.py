@@ -44,7 +44,8 @@ def test_stored_crops_are_the_aligned_faces_and_latents_their_vae_encoding(train
     woman = shard(train_data, "woman")
     name = f"{CLIP_FOLDERS['woman']}/{WOMAN_FRAMES[3]}"
     expected = align_faces(image_tensor(name), [annotated(name).detections()], 256).crops[0]
-    assert (woman["crops"][3].float() / 255 - expected).abs().max() <= 1 / 255  # rounding to uint8, and detector keypoints in float32
+    # rounding to uint8, and detector keypoints in float32
+    assert (woman["crops"][3].float() / 255 - expected).abs().max() <= 1 / 255
     vae = make_preparer(train_data.models, train_data.checkpoint).vae
     with torch.no_grad():
         latents = encode(vae, expected[None])
@@ -56,7 +57,8 @@ def test_a_truncated_frame_and_a_frame_without_a_face_are_skipped_and_logged(tra
     # frames in name order: frame_090, frame_100 (no face), frame_105 ... frame_205, frame_999 (truncated)
     assert performer["frame_index"].tolist() == [0, 2, 3, 4, 5, 6, 7, 8]
     events = [json.loads(line) for line in (train_data.prepared / "log" / "rank0.jsonl").read_text().splitlines()]
-    assert {(e["event"], e["clip"], e["frame"]) for e in events} == {("no_face", "performer", 1), ("bad_frame", "performer", 9)}
+    assert {(e["event"], e["clip"], e["frame"]) for e in events} == {("no_face", "performer", 1),
+                                                                     ("bad_frame", "performer", 9)}
     assert "frame_999.jpg" in next(e["reason"] for e in events if e["event"] == "bad_frame")
 
 
@@ -79,7 +81,8 @@ def test_two_ranks_split_the_clips_and_together_write_the_same_shards(train_data
         count = len(ours["frame_index"])
         assert ours["frame_index"].tolist() == single["frame_index"][:count].tolist()
         for key, tensor in single.items():
-            assert torch.allclose(ours[key].float(), tensor[:count].float(), rtol=1e-3, atol=1e-3), key
+            # other extractor batches sum in another float32 order, and latents and maps are stored in fp16
+            torch.testing.assert_close(ours[key].float(), tensor[:count].float(), rtol=1e-3, atol=1e-3, msg=key)
 
 
 def test_torchrun_s_environment_gives_the_share(monkeypatch):
@@ -93,7 +96,8 @@ def test_torchrun_s_environment_gives_the_share(monkeypatch):
 
 def test_the_prepare_command_writes_shards_and_says_what_it_did(train_data, tmp_path, capsys):
     code = train_main(["prepare", "--data", str(train_data.data), "--out", str(tmp_path), "--checkpoint",
-                       str(train_data.checkpoint), "--base-config", "micro_sd15", "--models-dir", str(train_data.models),
+                       str(train_data.checkpoint), "--base-config", "micro_sd15",
+                       "--models-dir", str(train_data.models),
                        "--every", "3", "--max-frames", "2", "--device", "cpu"])
     assert code == 0
     assert "rank 0: 2 shard(s) with 4 frames written" in capsys.readouterr().out
@@ -120,7 +124,8 @@ def test_celebv_hq_layout_names_clips_by_its_info_file_and_reports_missing_ones(
     processed.mkdir(parents=True)
     for key in ("abc_0", "abc_1"):
         write_video(processed / f"{key}.mp4", frames)
-    info = {"clips": {key: {"ytb_id": "abc", "duration": {"start_sec": 0, "end_sec": 1}} for key in ("abc_0", "abc_1", "gone_0")}}
+    clip = {"ytb_id": "abc", "duration": {"start_sec": 0, "end_sec": 1}}
+    info = {"clips": {key: clip for key in ("abc_0", "abc_1", "gone_0")}}
     (tmp_path / "celebvhq_info.json").write_text(json.dumps(info))
     listing = find_clips(tmp_path)
     assert [clip.name for clip in listing.clips] == ["abc_0", "abc_1"] and listing.missing == ["gone_0"]

@@ -62,7 +62,8 @@ def test_embedded_clip_weights_travel_with_the_file(model, tmp_path):
     clip = {"vision_model.post_layernorm.weight": torch.ones(4)}
     path = save_facex(model, tmp_path / "f.safetensors", EXTRACTORS, region_encoder="embedded", clip_state=clip)
     loaded = load_facex(path)
-    assert loaded.metadata["region_encoder"] == "embedded" and torch.equal(loaded.clip_state["vision_model.post_layernorm.weight"], torch.ones(4))
+    assert loaded.metadata["region_encoder"] == "embedded"
+    assert torch.equal(loaded.clip_state["vision_model.post_layernorm.weight"], torch.ones(4))
 
 
 def test_missing_file(tmp_path):

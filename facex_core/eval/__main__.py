@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     add_generation_arguments(parser)
     parser.add_argument("--method", default=DEFAULT_METHOD, help="the method's name in the table")
     parser.add_argument("--fid-network", default="clip", choices=tuple(FID_NETWORK_NAMES),
-                        help="FID features: " + "; ".join(f"{name}: {what}" for name, what in FID_NETWORK_NAMES.items()))
+                        help="; ".join(f"{name}: {what}" for name, what in FID_NETWORK_NAMES.items()))
     parser.add_argument("--inception-weights", type=Path, help=f"pytorch-fid's {INCEPTION_WEIGHTS}")
     parser.add_argument("--out", type=Path, help="also write the per-pair results and the summary to this JSON file")
     parser.set_defaults(command=_evaluate)

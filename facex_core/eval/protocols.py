@@ -40,7 +40,7 @@ from ..ford.clip_vision import ClipVisionEncoder
 from ..ford.extractors import FordExtractors, FordOutputs
 from ..ford.motion import Motion3DMM
 from ..model.metadata import region_encoder_file
-from ..model.sampling import SamplingSettings
+from ..model.sampling import DEFAULT_SAMPLING, SamplingSettings
 from ..models.locate import ModelRoots, locate_roles
 from ..models.manifest import CLIP_VISION
 from .inception import InceptionFeatures
@@ -215,7 +215,7 @@ def evaluate(
     editor: FaceXEditor,
     protocol: Protocol,
     pairs: list[Pair],
-    settings: SamplingSettings = SamplingSettings(),
+    settings: SamplingSettings = DEFAULT_SAMPLING,
     fid_network: FidFeatures | None = None,
     method: str = DEFAULT_METHOD,
     progress: Callable[[str], None] = lambda _: None,
@@ -261,7 +261,7 @@ def format_table(report: Report) -> str:
     means = report.means
     headers = ["Method"] + [_header(metric.label, metric.higher_is_better) for metric in metrics]
     cells = [report.method] + [f"{means[key]:.{metric.digits}f}"
-                               for key, metric in zip(report.protocol.metrics, metrics)]
+                               for key, metric in zip(report.protocol.metrics, metrics, strict=True)]
     if report.fid is not None:
         headers.append(_header(f"FID ({report.fid.network})" if report.fid.network else "FID", False))
         cells.append(f"{report.fid.value:.{FID_DIGITS}f}" if report.fid.value is not None else "n/a")

@@ -75,7 +75,8 @@ def eye_anchored_matrix(kps: np.ndarray, template: np.ndarray) -> np.ndarray:
     tmpl_eyes, tmpl_mouth = _eye_mouth_centres(template)
     mouth_dist, tmpl_mouth_dist = np.linalg.norm(mouth - eyes), np.linalg.norm(tmpl_mouth - tmpl_eyes)
     if eye_dist < 1e-6 and mouth_dist < 1e-6:
-        raise FaceTooSmallError("all five face points coincide; they cannot define an alignment (the face is a single point)")
+        raise FaceTooSmallError("all five face points coincide; they cannot define an alignment (the face is a single "
+                                "point)")
     scale = min(
         tmpl_eye_dist / max(eye_dist, 1e-6),
         YAW_GUARD * tmpl_mouth_dist / max(mouth_dist, 1e-6),

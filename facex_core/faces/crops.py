@@ -62,7 +62,7 @@ class FaceCrops:
         warped = [
             warp_image(frames[min(int(owner), frames.shape[0] - 1)][None], matrix, (self.size, self.size),
                        mode="bilinear", padding="zeros")[0]
-            for owner, matrix in zip(self.image_index, self.matrices)
+            for owner, matrix in zip(self.image_index, self.matrices, strict=True)
         ]
         return (torch.stack(warped) > 0.5).float()
 

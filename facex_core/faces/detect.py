@@ -88,7 +88,7 @@ class FaceDetector:
         boxes, kpss = self.model.detect(bgr, input_size=(self.det_size, self.det_size), max_num=0)
         return [
             DetectedFace(box=box[:4].astype(np.float64), kps=kps.astype(np.float64), score=float(box[4]))
-            for box, kps in zip(boxes, kpss)
+            for box, kps in zip(boxes, kpss, strict=True)
         ]
 
     def detect_batch(self, images: torch.Tensor) -> list[list[DetectedFace]]:

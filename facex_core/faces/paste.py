@@ -79,7 +79,8 @@ def paste_back(
             crops.permute(0, 3, 1, 2), size=faces.crops.shape[1:3], mode="bicubic", antialias=True
         ).permute(0, 2, 3, 1).clamp(0, 1)
     if masks is not None and masks.shape[0] not in (1, len(faces)):
-        raise BatchSizeError(f"{masks.shape[0]} masks were given for {len(faces)} faces; give one mask, or one per face.")
+        raise BatchSizeError(f"{masks.shape[0]} masks were given for {len(faces)} faces; give one mask, or one per "
+                             f"face.")
     out = images.clone()
     border = feather_mask(faces.size, feather, images.device)
     inverse = faces.inverse_matrices
@@ -104,6 +105,6 @@ def face_coverage(faces: FaceCrops, batch_size: int, feather: float = 0.1) -> to
     """[B, H, W] mask of where paste-back writes in each image (the union over its faces)."""
     coverage = faces.crops.new_zeros(batch_size, *faces.image_hw)
     border = feather_mask(faces.size, feather, faces.crops.device)
-    for owner, inverse in zip(faces.image_index.tolist(), faces.inverse_matrices):
+    for owner, inverse in zip(faces.image_index.tolist(), faces.inverse_matrices, strict=True):
         coverage[owner] = torch.maximum(coverage[owner], _to_image(border, inverse, faces.image_hw))
     return coverage

@@ -30,7 +30,8 @@ def read_weights(path: str | Path, what: str) -> dict:
         if path.suffix == ".safetensors":
             return load_file(str(path), device="cpu")
         return torch.load(str(path), map_location="cpu", weights_only=True)
-    except (SafetensorError, RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError, ValueError) as exc:
+    except (SafetensorError, RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError,
+            ValueError) as exc:
         raise ModelFileError(
             f"The {what} file {path} could not be read ({type(exc).__name__}: {str(exc)[:200]}). "
             "It is corrupt, truncated or not a weight file; download it again."

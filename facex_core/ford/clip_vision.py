@@ -102,7 +102,8 @@ class ClipVisionEncoder:
         """[N, S, S, 3] square crops in 0..1 to normalised [N, 3, 224, 224] (ComfyUI's clip_preprocess
         on a square image: antialiased bicubic resize, nothing to centre-crop)."""
         x = crops.permute(0, 3, 1, 2).to(self.device, torch.float32)
-        x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bicubic", antialias=True, align_corners=False)
+        x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bicubic", antialias=True,
+                          align_corners=False)
         return self.normalize(x.clamp(0, 1))
 
     def patch_grids(self, crops: torch.Tensor, layers: tuple[int, ...]) -> list[torch.Tensor]:

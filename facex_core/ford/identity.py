@@ -115,6 +115,6 @@ class IdentityEncoder:
         aligned = [
             warp_image(crop, torch.as_tensor(arcface_matrix(points), dtype=torch.float32, device=crop.device),
                        (ARCFACE_SIZE, ARCFACE_SIZE), padding="zeros")
-            for crop, points in zip(crops, faces.crop_kps.cpu().numpy())
+            for crop, points in zip(crops, faces.crop_kps.cpu().numpy(), strict=True)
         ]
         return self.encode_aligned(torch.stack(aligned).clamp(0, 1).permute(0, 2, 3, 1))

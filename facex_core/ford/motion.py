@@ -98,7 +98,8 @@ def recon_crop(image: torch.Tensor, kps: np.ndarray) -> torch.Tensor:
     left = int(new_w / 2 - RECON_SIZE / 2 + (centre[0] - width / 2) * factor)
     top = int(new_h / 2 - RECON_SIZE / 2 + (height / 2 - centre[1]) * factor)
     resized = F.interpolate(image[None], size=(new_h, new_w), mode="bicubic", antialias=True, align_corners=False)[0]
-    padded = F.pad(resized, (max(0, -left), max(0, left + RECON_SIZE - new_w), max(0, -top), max(0, top + RECON_SIZE - new_h)))
+    padded = F.pad(resized,
+                   (max(0, -left), max(0, left + RECON_SIZE - new_w), max(0, -top), max(0, top + RECON_SIZE - new_h)))
     x0, y0 = max(0, left), max(0, top)
     return padded[:, y0:y0 + RECON_SIZE, x0:x0 + RECON_SIZE].clamp(0, 1)
 
@@ -133,5 +134,5 @@ class MotionExtractor:
     def extract(self, faces: FaceCrops) -> Motion3DMM:
         crops = faces.crops.permute(0, 3, 1, 2).to(self.device, torch.float32)
         kps = faces.crop_kps.cpu().numpy()
-        batch = torch.stack([recon_crop(crop, points) for crop, points in zip(crops, kps)])
+        batch = torch.stack([recon_crop(crop, points) for crop, points in zip(crops, kps, strict=True)])
         return Motion3DMM(**split_coefficients(self.network(batch)))

@@ -79,14 +79,15 @@ class ResNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         in_ch = 64
-        for index, (width, depth) in enumerate(zip((64, 128, 256, 512), depths)):
+        for index, (width, depth) in enumerate(zip((64, 128, 256, 512), depths, strict=True)):
             stride = 1 if index == 0 else 2
             layer, in_ch = self._make_stage(block, in_ch, width, depth, stride)
             setattr(self, f"layer{index + 1}", layer)
         self.out_channels = in_ch
 
     @staticmethod
-    def _make_stage(block: type[nn.Module], in_ch: int, width: int, depth: int, stride: int) -> tuple[nn.Sequential, int]:
+    def _make_stage(block: type[nn.Module], in_ch: int, width: int, depth: int,
+                    stride: int) -> tuple[nn.Sequential, int]:
         out_ch = width * block.expansion
         downsample = None
         if stride != 1 or in_ch != out_ch:

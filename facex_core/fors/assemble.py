@@ -24,7 +24,8 @@ def assemble(
     given = {"source": source, "target": target, "reference": reference}
     missing = sorted(name for name in row.inputs() if given[name] is None)
     if missing:
-        raise MissingInputError(f"The {row.name} task needs the {' and '.join(missing)} representation(s); connect them.")
+        raise MissingInputError(f"The {row.name} task needs the {' and '.join(missing)} representation(s); connect "
+                                f"them.")
     used = {name: rep for name, rep in given.items() if rep is not None and name in row.inputs()}
     size = batch_size(*((name, len(rep)) for name, rep in used.items()))
     faces = {name: rep.expand(size, name) for name, rep in used.items()}

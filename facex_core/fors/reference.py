@@ -112,7 +112,8 @@ def compose_reference(
     needed |= {"source"} if row.reference == "source_image" else set()
     missing = sorted(name for name in needed if given[name] is None)
     if missing:
-        raise MissingInputError(f"The {row.name} reference image needs the {' and '.join(missing)} face(s); connect them.")
+        raise MissingInputError(f"The {row.name} reference image needs the {' and '.join(missing)} face(s); connect "
+                                f"them.")
     faces = {name: given[name] for name in needed}
     size = batch_size(*((name, face.crops.shape[0]) for name, face in faces.items()))
     faces = {name: face.expand(size) for name, face in faces.items()}

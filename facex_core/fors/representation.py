@@ -28,7 +28,8 @@ def _expand(parts, size: int, name: str):
         return parts
     if count != 1:
         raise BatchSizeError(f"The {name} holds {count} faces but {size} are needed; give 1 or {size}.")
-    return replace(parts, **{f.name: getattr(parts, f.name).expand(size, *getattr(parts, f.name).shape[1:]) for f in fields(parts)})
+    expanded = {f.name: getattr(parts, f.name).expand(size, *getattr(parts, f.name).shape[1:]) for f in fields(parts)}
+    return replace(parts, **expanded)
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ class FaceMotion:
 
     @classmethod
     def from_extractors(cls, motion: Motion3DMM, gaze: torch.Tensor) -> FaceMotion:
-        return cls(motion.expression, torch.cat([motion.angles, motion.translation], -1), gaze, motion.texture, motion.lighting)
+        return cls(motion.expression, torch.cat([motion.angles, motion.translation], -1), gaze, motion.texture,
+                   motion.lighting)
 
     def expand(self, size: int, name: str = "motion") -> FaceMotion:
         return _expand(self, size, name)
@@ -70,7 +72,8 @@ class FaceRepresentation:
     @classmethod
     def from_parts(cls, identity: IdentityFeatures, motion: FaceMotion, regions: RegionTokens) -> FaceRepresentation:
         """Join the three extractor outputs of the same faces (one may hold a single face)."""
-        size = batch_size(("identity", identity.tokens.shape[0]), ("motion", len(motion)), ("regions", regions.tokens.shape[0]))
+        size = batch_size(("identity", identity.tokens.shape[0]), ("motion", len(motion)),
+                          ("regions", regions.tokens.shape[0]))
         motion = motion.expand(size)
         return cls(
             identity=identity.tokens.expand(size, -1, -1),

@@ -71,7 +71,8 @@ TASKS: dict[str, TaskRow] = {
         TaskRow("head_swap", identity="source", motion="target",
                 regions=_regions("source", target=("background", "neck", "cloth")), reference="head_swap",
                 swapped_regions=HEAD_PARTS,
-                description="Source head (face and hair) on the target's body and background; the generalist training task."),
+                description="Source head (face and hair) on the target's body and background; the generalist training "
+                            "task."),
         TaskRow("reenactment", identity="source", motion="target",
                 regions=_regions("source"), reference="source_image", lighting="source",
                 description="The source person making the target's expression, pose and gaze."),
@@ -98,12 +99,14 @@ def validate(row: TaskRow) -> TaskRow:
     """Check a (custom) row; errors name the wrong entry and list what is allowed."""
     for part in ("identity", "motion", "lighting"):
         if getattr(row, part) not in INPUTS:
-            raise UnknownNameError(f"task row '{row.name}': {part} comes from {getattr(row, part)!r}; use one of {INPUTS}")
+            raise UnknownNameError(f"task row '{row.name}': {part} comes from {getattr(row, part)!r}; use one of "
+                                   f"{INPUTS}")
     if row.texture and row.texture not in INPUTS:
         raise UnknownNameError(f"task row '{row.name}': texture comes from {row.texture!r}; use one of {INPUTS}")
     unknown = sorted(set(row.regions) - set(REGION_NAMES))
     if unknown:
-        raise UnknownNameError(f"task row '{row.name}': unknown region(s) {unknown}; regions are {', '.join(REGION_NAMES)}")
+        raise UnknownNameError(f"task row '{row.name}': unknown region(s) {unknown}; regions are "
+                               f"{', '.join(REGION_NAMES)}")
     missing = [name for name in REGION_NAMES if name not in row.regions]
     if missing:
         raise MissingInputError(f"task row '{row.name}': no input given for region(s) {missing}")

@@ -41,7 +41,7 @@ class FamilyLayout:
         return BlockSpec(dim, heads, dim // heads)
 
     def blocks(self) -> tuple[BlockSpec, ...]:
-        levels = list(zip(self.channels, self.depths))
+        levels = list(zip(self.channels, self.depths, strict=True))
         down = [self.block(dim) for dim, depth in levels for _ in range(self.res_blocks * depth)]
         middle = [self.block(self.channels[-1])] * self.middle_depth
         up = [self.block(dim) for dim, depth in reversed(levels) for _ in range((self.res_blocks + 1) * depth)]

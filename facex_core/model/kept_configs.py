@@ -19,7 +19,8 @@ def config_dir(name: str) -> Path:
     """The kept diffusers-style config folder `name` (a family, or a test model like tiny_sd15)."""
     folder = CONFIGS_DIR / name
     if not (folder / "unet" / "config.json").is_file():
-        raise UnknownNameError(f"no kept Stable Diffusion config named {name!r}; kept: {', '.join(kept_config_names())}")
+        kept = ", ".join(kept_config_names())
+        raise UnknownNameError(f"no kept Stable Diffusion config named {name!r}; kept: {kept}")
     return folder
 
 def part_dir(config_name: str, part: str) -> Path:

@@ -26,7 +26,8 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         with safe_open(str(path), "numpy") as handle:
             metadata = handle.metadata() or {}
     except (SafetensorError, OSError) as exc:
-        raise ModelFileError(f"The FaceX weight file {path} is corrupt or truncated ({exc}); download or export it again.") from exc
+        raise ModelFileError(f"The FaceX weight file {path} is corrupt or truncated ({exc}); download or export it "
+                             f"again.") from exc
     if metadata.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a FaceX weight file (its metadata has no format 'facex'); "
                              "put SD checkpoints in models/checkpoints and FaceX files in models/facex.")

@@ -26,6 +26,9 @@ class SamplingSettings:
     seed: int = 0
 
 
+DEFAULT_SAMPLING = SamplingSettings()
+
+
 def empty_prompt(text_encoder: torch.nn.Module) -> torch.Tensor:
     """The text encoder's embedding of "", [1, 77, width]: FaceX steers through the FRC, not text."""
     ids = torch.full((1, PROMPT_LENGTH), END_OF_TEXT, dtype=torch.long, device=text_encoder.device)
@@ -55,7 +58,7 @@ def sample_crops(
     text: torch.Tensor,
     target: torch.Tensor,
     fusion: torch.Tensor,
-    settings: SamplingSettings = SamplingSettings(),
+    settings: SamplingSettings = DEFAULT_SAMPLING,
 ) -> torch.Tensor:
     """Generate crops [N, S, S, 3] for f_SD `context` [N, T, C], keeping `target` crops where
     the fusion mask [N, S, S] is 0."""

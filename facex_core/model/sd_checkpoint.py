@@ -88,7 +88,8 @@ def load_single_file(
     config comes from a local folder with local_files_only=True.
     """
     state = _checked_state(path, config_name)
-    unet = _from_single_file(UNet2DConditionModel, state, config_dir(config_name) / "unet", path, _offline(device, dtype))
+    unet = _from_single_file(UNet2DConditionModel, state, config_dir(config_name) / "unet", path,
+                             _offline(device, dtype))
     vae = _from_single_file(AutoencoderKL, state, part_dir(config_name, "vae"), path, _offline(device, dtype))
     text_encoder = _load_text_encoder(state, config_name, path).to(device=device, dtype=dtype)
     return StableDiffusionParts(unet, vae, text_encoder, scheduler_config(config_name))

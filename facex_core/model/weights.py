@@ -49,8 +49,8 @@ def save_facex(
     if (region_encoder == "embedded") != bool(clip_state):
         raise ValueError("region_encoder 'embedded' goes with clip_state, and only with it")
     config = model.config
-    tensors = {key: value.detach().to(torch.float16).contiguous() for key, value in model.state_dict().items()}
-    tensors |= {CLIP_PREFIX + key: value.detach().to(torch.float16).contiguous() for key, value in (clip_state or {}).items()}
+    weights = model.state_dict() | {CLIP_PREFIX + key: value for key, value in (clip_state or {}).items()}
+    tensors = {key: value.detach().to(torch.float16).contiguous() for key, value in weights.items()}
     metadata = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
@@ -85,9 +85,10 @@ def load_facex(path: str | Path, device: torch.device | str = "cpu", dtype: torc
         raise ModelFileError(f"The config stored in {path} cannot be read ({exc}); export the weights again.") from exc
     try:
         with safe_open(str(path), "pt") as handle:
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - a safetensors file is not iterable
     except (SafetensorError, OSError) as exc:
-        raise ModelFileError(f"The FaceX weight file {path} is corrupt or truncated ({exc}); download or export it again.") from exc
+        raise ModelFileError(f"The FaceX weight file {path} is corrupt or truncated ({exc}); download or export it "
+                             f"again.") from exc
     clip_state = under_prefix(tensors, CLIP_PREFIX)
     state = {key: value.to(dtype) for key, value in tensors.items() if not key.startswith(CLIP_PREFIX)}
     if (metadata.get("region_encoder") == "embedded") != bool(clip_state):

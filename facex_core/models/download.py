@@ -42,7 +42,8 @@ def hub_unreachable() -> str | None:
 def download(entry: ModelFile, destination: Path) -> Path:
     """Fetch `entry` to `destination`; raises ModelFileError with the manual route on failure."""
     if not entry.hf_repo:
-        raise ModelFileError(f"{entry.filename} has no automatic source; {entry.how_to_get()}, and put it at {destination}.")
+        raise ModelFileError(f"{entry.filename} has no automatic source; {entry.how_to_get()}, and put it at "
+                             f"{destination}.")
     from huggingface_hub import hf_hub_download
 
     created = [folder for folder in (destination.parent, *destination.parent.parents) if not folder.exists()]

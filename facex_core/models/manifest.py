@@ -160,7 +160,8 @@ MODEL_FILES: tuple[ModelFile, ...] = (
         sha256="6d17a6b23457b521801baae583cb6a58f7238fe6721fc3d65d76407460e9149b",
         hf_repo="vinthony/SadTalker",
         hf_path="epoch_20.pth",
-        source="https://drive.google.com/drive/folders/1liaIxn9smpudjjqMaWWRpP0mXRW_qRPP (sicxu/Deep3DFaceRecon_pytorch)",
+        source="https://drive.google.com/drive/folders/1liaIxn9smpudjjqMaWWRpP0mXRW_qRPP "
+               "(sicxu/Deep3DFaceRecon_pytorch)",
         licence="MIT (code and weights as redistributed by SadTalker); FaceX needs no Basel Face Model file",
     ),
     ModelFile(
@@ -173,7 +174,8 @@ MODEL_FILES: tuple[ModelFile, ...] = (
         sha256=None,
         hf_repo=None,
         hf_path=None,
-        source="https://drive.google.com/drive/folders/17p6ORr-JQJcw-eYtG2WGNiuS_qVKwdWd (Ahmednull/L2CS-Net, file Gaze360/L2CSNet_gaze360.pkl)",
+        source="https://drive.google.com/drive/folders/17p6ORr-JQJcw-eYtG2WGNiuS_qVKwdWd (Ahmednull/L2CS-Net, file "
+               "Gaze360/L2CSNet_gaze360.pkl)",
         licence="MIT",
     ),
     ModelFile(

@@ -38,7 +38,7 @@ def torchvision_resnet(arch: str, prefix: str = "") -> Shapes:
     expansion = 4 if kind == "bottleneck" else 1
     shapes = {**_conv(f"{prefix}conv1", 64, 3, 7), **_bn(f"{prefix}bn1", 64)}
     c_in = 64
-    for stage, (width, depth) in enumerate(zip((64, 128, 256, 512), depths), start=1):
+    for stage, (width, depth) in enumerate(zip((64, 128, 256, 512), depths, strict=True), start=1):
         c_out = width * expansion
         for block in range(depth):
             p = f"{prefix}layer{stage}.{block}"
@@ -66,7 +66,8 @@ def deep3d_shapes() -> Shapes:
 def l2cs_shapes(bins: int) -> Shapes:
     """L2CS-Net: ResNet-50 at the top level, fc_yaw_gaze, fc_pitch_gaze and fc_finetune."""
     shapes = torchvision_resnet("resnet50")
-    for name, (c_out, c_in) in {"fc_yaw_gaze": (bins, 2048), "fc_pitch_gaze": (bins, 2048), "fc_finetune": (3, 2051)}.items():
+    for name, (c_out, c_in) in {"fc_yaw_gaze": (bins, 2048), "fc_pitch_gaze": (bins, 2048),
+                                "fc_finetune": (3, 2051)}.items():
         shapes |= {f"{name}.weight": (c_out, c_in), f"{name}.bias": (c_out,)}
     return shapes
 

@@ -45,7 +45,8 @@ class GraphBuilder:
         self.nodes.append(helper.make_node(op, inputs, [out], name=self.name(op), **attrs))
         return out
 
-    def conv(self, x: str, c_in: int, c_out: int, k: int, stride: int = 1, bias: bool = False, pad: int | None = None) -> str:
+    def conv(self, x: str, c_in: int, c_out: int, k: int, stride: int = 1, bias: bool = False,
+             pad: int | None = None) -> str:
         w = self.rng.normal(0, np.sqrt(2.0 / (c_in * k * k)), (c_out, c_in, k, k)).astype(np.float32)
         inputs = [x, self.const(w)]
         if bias:
@@ -58,7 +59,8 @@ class GraphBuilder:
         bias = self.rng.normal(0, 0.1, c).astype(np.float32)
         mean = self.rng.normal(0, 0.1, c).astype(np.float32)
         var = self.rng.uniform(0.5, 1.5, c).astype(np.float32)
-        return self.node("BatchNormalization", [x, self.const(scale), self.const(bias), self.const(mean), self.const(var)], epsilon=1e-5)
+        return self.node("BatchNormalization",
+                         [x, self.const(scale), self.const(bias), self.const(mean), self.const(var)], epsilon=1e-5)
 
     def prelu(self, x: str, c: int) -> str:
         return self.node("PRelu", [x, self.const(np.full((c, 1, 1), 0.25, np.float32))])
@@ -87,7 +89,7 @@ def arcface(
         x = g.node("Mul", [x, g.const(np.full((1, 3, 1, 1), 1 / 128, np.float32))])
     x = g.prelu(g.bn(g.conv(x, 3, widths[0], 3), widths[0]), widths[0])
     c_in = widths[0]
-    for width, depth in zip(widths, blocks):
+    for width, depth in zip(widths, blocks, strict=True):
         for index in range(depth):
             stride = 2 if index == 0 else 1
             out = g.bn(x, c_in)
@@ -144,7 +146,8 @@ def _scrfd_outputs(size: int) -> list:
     rows = [(size // s) ** 2 * ANCHORS for s in STRIDES]
     outputs = []
     for kind, width in (("score", 1), ("bbox", 4), ("kps", 10)):
-        outputs += [helper.make_tensor_value_info(f"{kind}_{s}", TensorProto.FLOAT, [n, width]) for s, n in zip(STRIDES, rows)]
+        outputs += [helper.make_tensor_value_info(f"{kind}_{s}", TensorProto.FLOAT, [n, width])
+                    for s, n in zip(STRIDES, rows, strict=True)]
     return outputs
 
 
@@ -229,11 +232,13 @@ def scrfd_empty(seed: int = 0, keypoints: bool = True) -> onnx.ModelProto:
             head = g.conv(feat, 8, ANCHORS * width, 1, bias=True)
             if kind == "score":
                 head = g.node("Sigmoid", [g.node("Add", [head, g.const(np.full((1, 1, 1, 1), -20.0, np.float32))])])
-            flat = g.node("Reshape", [g.node("Transpose", [head], perm=[0, 2, 3, 1]), g.const(np.array([-1, width], np.int64), "shape")])
+            flat = g.node("Reshape",
+                          [g.node("Transpose", [head], perm=[0, 2, 3, 1]),
+                           g.const(np.array([-1, width], np.int64), "shape")])
             heads[kind].append(flat)
     outputs = []
     for kind, width in kinds:
-        for stride, tensor in zip(STRIDES, heads[kind]):
+        for stride, tensor in zip(STRIDES, heads[kind], strict=True):
             name = f"{kind}_{stride}"
             g.nodes.append(helper.make_node("Identity", [tensor], [name]))
             outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["?", width]))

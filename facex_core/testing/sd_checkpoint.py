@@ -49,7 +49,8 @@ def unet_module_map(config: dict) -> ModuleMap:
             modules[f"down_blocks.{level}.resnets.{j}"] = (f"input_blocks.{index}.0", _UNET_RESNET)
             modules[f"down_blocks.{level}.attentions.{j}"] = (f"input_blocks.{index}.1", {})
         if level < levels - 1:
-            modules[f"down_blocks.{level}.downsamplers.0.conv"] = (f"input_blocks.{(level + 1) * (layers + 1)}.0.op", {})
+            downsampler = f"input_blocks.{(level + 1) * (layers + 1)}.0.op"
+            modules[f"down_blocks.{level}.downsamplers.0.conv"] = (downsampler, {})
     modules["mid_block.resnets.0"] = ("middle_block.0", _UNET_RESNET)
     modules["mid_block.attentions.0"] = ("middle_block.1", {})
     modules["mid_block.resnets.1"] = ("middle_block.2", _UNET_RESNET)
@@ -92,7 +93,8 @@ def rename(state: dict[str, torch.Tensor], modules: ModuleMap, prefix: str) -> d
     renamed = {}
     for key, value in state.items():
         parts = key.split(".")
-        owner = next((".".join(parts[:n]) for n in range(len(parts) - 1, 0, -1) if ".".join(parts[:n]) in modules), None)
+        owner = next((".".join(parts[:n]) for n in range(len(parts) - 1, 0, -1) if ".".join(parts[:n]) in modules),
+                     None)
         if owner is None:
             raise ValueError(f"no original name for {key}")
         original, children = modules[owner]
@@ -123,7 +125,8 @@ def write_single_file(path: str | Path, unet: UNet2DConditionModel, vae: Autoenc
     return Path(path)
 
 
-def tiny_sd15(seed: int = 0, config_name: str = "tiny_sd15") -> tuple[UNet2DConditionModel, AutoencoderKL, CLIPTextModel]:
+def tiny_sd15(seed: int = 0,
+              config_name: str = "tiny_sd15") -> tuple[UNet2DConditionModel, AutoencoderKL, CLIPTextModel]:
     """The networks of a small kept config with seeded random values in every tensor:
     tiny_sd15 (a full-width VAE, as ComfyUI's VAE loader requires) or micro_sd15 (32-channel
     UNet and VAE, for CPU tests that train or encode many crops)."""

@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write the FaceX weight file of a checkpoint", parents=[models_dir])
     export.add_argument("--checkpoint", required=True, type=Path, help="a checkpoints/step_* folder of a run")
     export.add_argument("--out", type=Path,
-                        help="the FaceX weight file (default: facex_<family>.safetensors in the models folder's facex/)")
+                        help="the FaceX weight file (default: facex/facex_<family>.safetensors in the models folder)")
     export.set_defaults(command=_export)
     return parser
 

@@ -79,7 +79,8 @@ def complete_checkpoints(output: Path) -> list[Path]:
     folder = output / "checkpoints"
     if not folder.is_dir():
         return []
-    return sorted(path for path in folder.iterdir() if path.name.startswith(STEP_PREFIX) and not path.name.endswith(PARTIAL))
+    return sorted(path for path in folder.iterdir()
+                  if path.name.startswith(STEP_PREFIX) and not path.name.endswith(PARTIAL))
 
 
 def read_checkpoint(folder: str | Path) -> Checkpoint:

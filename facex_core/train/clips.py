@@ -43,7 +43,8 @@ def find_clips(root: str | Path) -> ClipList:
         return _celebv_clips(root)
     clips = [Clip(_clip_name(root, path), path) for path in sorted(root.rglob("*")) if _is_clip(path)]
     if not clips:
-        raise ImageInputError(f"No videos ({', '.join(sorted(VIDEO_SUFFIXES))}) or frame folders were found under {root}.")
+        raise ImageInputError(f"No videos ({', '.join(sorted(VIDEO_SUFFIXES))}) or frame folders were found under "
+                              f"{root}.")
     return ClipList(sorted(clips, key=lambda clip: clip.name), [])
 
 
@@ -51,14 +52,16 @@ def _celebv_clips(root: Path) -> ClipList:
     listed = json.loads((root / CELEBV_INFO).read_text())["clips"]
     clips, missing = [], []
     for key in sorted(listed):
-        path = next((root / folder / f"{key}.mp4" for folder in CELEBV_FOLDERS if (root / folder / f"{key}.mp4").is_file()), None)
+        places = (root / folder / f"{key}.mp4" for folder in CELEBV_FOLDERS)
+        path = next((place for place in places if place.is_file()), None)
         if path is None:
             missing.append(key)
         else:
             clips.append(Clip(key, path))
     if not clips:
         raise ImageInputError(f"{root / CELEBV_INFO} lists {len(listed)} clips but none is downloaded "
-                              f"(looked for <clip>.mp4 in {', '.join(CELEBV_FOLDERS)}); run CelebV-HQ's download script.")
+                              f"(looked for <clip>.mp4 in {', '.join(CELEBV_FOLDERS)}); run CelebV-HQ's download "
+                              f"script.")
     return ClipList(clips, missing)
 
 

@@ -43,7 +43,9 @@ RULES: dict[str, tuple[Callable[[float], bool], str]] = {
     "validation_steps": (lambda v: 1 <= v <= 1000, "from 1 to 1000"),
 }
 # The JSON types a setting's annotation allows.
-KINDS: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "dict": (dict,)}
+KINDS: dict[str, tuple[type, ...]] = {
+    "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "dict": (dict,),
+}
 
 
 def _kind(annotation: str) -> tuple[str, bool]:
@@ -105,7 +107,8 @@ def shipped_recipes() -> list[str]:
 
 def trainable_tasks() -> list[str]:
     """Tasks a pair of frames of one clip supplies every input of (inpainting would also need a hole)."""
-    return [name for name, row in TASKS.items() if set(row.inputs()) <= {"source", "target"} and row.reference != "hole_blanked"]
+    return [name for name, row in TASKS.items()
+            if set(row.inputs()) <= {"source", "target"} and row.reference != "hole_blanked"]
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,8 @@ class TrainConfig:
         for item in fields(self):
             check_setting(item.name, item.type, getattr(self, item.name))
         if self.task not in trainable_tasks():
-            raise ConfigError(f"task {self.task!r} cannot be trained from frame pairs; use one of {', '.join(trainable_tasks())}")
+            raise ConfigError(f"task {self.task!r} cannot be trained from frame pairs; use one of "
+                              f"{', '.join(trainable_tasks())}")
         if self.mixed_precision not in PRECISIONS:
             raise ConfigError(f"mixed_precision must be one of {', '.join(PRECISIONS)}, not {self.mixed_precision!r}")
         if self.micro_batch > self.batch:

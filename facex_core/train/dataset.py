@@ -45,7 +45,8 @@ def read_shards(prepared: str | Path) -> list[ShardInfo]:
         shards.append(ShardInfo(path, metadata["clip"], int(metadata["frames"]), int(metadata["resolution"]),
                                 json.loads(metadata["extractors"])))
     if not shards:
-        raise FaceXError(f"No prepared shards in {Path(prepared, 'shards')}; run `python -m facex_core.train prepare` first.")
+        raise FaceXError(f"No prepared shards in {Path(prepared, 'shards')}; run `python -m facex_core.train prepare` "
+                         f"first.")
     return shards
 
 
@@ -72,7 +73,8 @@ class PairStream(Dataset):
     def __init__(self, shards: list[ShardInfo], seed: int = 0) -> None:
         resolutions = {info.resolution for info in shards}
         if len(resolutions) != 1:
-            raise FaceXError(f"A pair stream needs shards of one crop size; these have {sorted(resolutions) or 'none'}. "
+            raise FaceXError(f"A pair stream needs shards of one crop size; these have "
+                             f"{sorted(resolutions) or 'none'}. "
                              "Prepare one size per folder.")
         self.shards, self.seed, self.resolution = shards, seed, resolutions.pop()
         self.starts = torch.tensor([0] + [info.frames for info in self.shards]).cumsum(0)
@@ -90,14 +92,16 @@ class PairStream(Dataset):
         target = int(self._order(epoch)[position])
         shard = int(torch.searchsorted(self.starts, target, right=True)) - 1
         frames, first = self.shards[shard].frames, int(self.starts[shard])
-        offset = int(torch.randint(frames - 1, (1,), generator=sample_generator(self.seed, sample, "pairing"))) if frames > 1 else 0
+        pairing = sample_generator(self.seed, sample, "pairing")
+        offset = int(torch.randint(frames - 1, (1,), generator=pairing)) if frames > 1 else 0
         source = (target - first + 1 + offset) % frames  # any frame but the target, when there is another
         return shard, target - first, source
 
     def _order(self, epoch: int) -> torch.Tensor:
         """The epoch's permutation of all frames, drawn once per epoch, not per sample."""
         if self._epoch_order[0] != epoch:
-            self._epoch_order = (epoch, torch.randperm(self.frames, generator=torch.Generator().manual_seed(self.seed + epoch)))
+            generator = torch.Generator().manual_seed(self.seed + epoch)
+            self._epoch_order = (epoch, torch.randperm(self.frames, generator=generator))
         return self._epoch_order[1]
 
     def __getitem__(self, sample: int) -> dict:
@@ -121,7 +125,8 @@ class PairStream(Dataset):
 
 def to_device(batch: dict, device: torch.device) -> dict:
     """A collated batch (nested dicts of tensors) on `device`."""
-    return {key: to_device(value, device) if isinstance(value, dict) else value.to(device) for key, value in batch.items()}
+    return {key: to_device(value, device) if isinstance(value, dict) else value.to(device)
+            for key, value in batch.items()}
 
 
 class GlobalBatches(Sampler[list[int]]):
@@ -129,7 +134,8 @@ class GlobalBatches(Sampler[list[int]]):
     optimizer step `start` on: each global batch of `batch` samples is split into
     `accumulation` micro-steps, each micro-step's samples across the processes."""
 
-    def __init__(self, batch: int, world: int, rank: int, accumulation: int, start: int = 0, steps: int | None = None) -> None:
+    def __init__(self, batch: int, world: int, rank: int, accumulation: int, start: int = 0,
+                 steps: int | None = None) -> None:
         micro = batch // (world * accumulation)
         if micro * world * accumulation != batch:
             raise ConfigError(f"a batch of {batch} does not split into {world} process(es) x {accumulation} "

@@ -67,7 +67,8 @@ class Slot:
         rank = int(os.environ.get("RANK", 0)) if rank is None else rank
         world = int(os.environ.get("WORLD_SIZE", 1)) if world is None else world
         if not 0 <= rank < world:
-            raise UsageError(f"--rank {rank} is outside 0..{world - 1} (--world-size {world}); torchrun sets both itself")
+            raise UsageError(f"--rank {rank} is outside 0..{world - 1} (--world-size {world}); torchrun sets both "
+                             f"itself")
         if device is None:
             device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if torch.cuda.is_available() else "cpu"
         return cls(rank, world, device)
@@ -104,7 +105,8 @@ class Preparer:
                 log.write("bad_frame", clip.name, frame=frame.index, reason=frame.reason)
                 continue
             try:
-                face = choose_faces(self.detector.detect(frame.pixels, frame.index), "largest", 0, settings.min_face, frame.index)
+                face = choose_faces(self.detector.detect(frame.pixels, frame.index), "largest", 0, settings.min_face,
+                                    frame.index)
             except FaceXError as error:
                 log.write("no_face", clip.name, frame=frame.index, reason=str(error))
                 continue
@@ -182,11 +184,13 @@ def prepare(data: Path, out: Path, preparer: Preparer, slot: Slot = Slot()) -> d
         path = shard_path(out, clip)
         if tensors is None:
             log.write("empty_clip", clip.name, reason="no frame with a usable face")
-            path.with_name(clip.name + SKIPPED_SUFFIX).write_text(json.dumps({"clip": clip.name, "source": str(clip.path)}))
+            skipped = {"clip": clip.name, "source": str(clip.path)}
+            path.with_name(clip.name + SKIPPED_SUFFIX).write_text(json.dumps(skipped))
             counts["skipped"] += 1
             continue
         frames = tensors["frame_index"].shape[0]
-        save_atomically(tensors, path, preparer.metadata | {"clip": clip.name, "source": str(clip.path), "frames": str(frames)})
+        save_atomically(tensors, path,
+                        preparer.metadata | {"clip": clip.name, "source": str(clip.path), "frames": str(frames)})
         counts["written"] += 1
         counts["frames"] += frames
     return counts

@@ -44,7 +44,8 @@ class Draws:
     dropped: torch.Tensor  # [N] bool: condition replaced by the null context
 
 
-def draw(samples: torch.Tensor, seed: int, latent_shape: tuple[int, ...], train_timesteps: int, dropout: float) -> Draws:
+def draw(samples: torch.Tensor, seed: int, latent_shape: tuple[int, ...], train_timesteps: int,
+         dropout: float) -> Draws:
     """Noise, timestep and dropout of each sample number: the same sample gets the same draws
     whichever process, micro-batch or resumed run computes it."""
     noises, timesteps, dropped = [], [], []
@@ -102,5 +103,6 @@ class TrainingModel(nn.Module):
         self.binding.set_context(context, cache=False)
         noisy = self.scheduler.add_noise(latents, noise, timesteps)
         unet = self.binding.unet
-        prediction = unet(noisy.to(unet.dtype), timesteps, encoder_hidden_states=self.text.expand(len(context), -1, -1)).sample
+        prediction = unet(noisy.to(unet.dtype), timesteps,
+                          encoder_hidden_states=self.text.expand(len(context), -1, -1)).sample
         return F.mse_loss(prediction.float(), self.target(self.scheduler, latents, noise, timesteps).float())

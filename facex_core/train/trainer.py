@@ -49,7 +49,8 @@ def micro_batch_size(batch: int, world: int, most: int) -> int:
     `world` processes and whole accumulation steps, so one config fits 1 to 8 GPUs."""
     fitting = [size for size in range(min(most, batch), 0, -1) if batch % (world * size) == 0]
     if not fitting:
-        raise ConfigError(f"A batch of {batch} cannot be split evenly over {world} processes; use a process count that divides it.")
+        raise ConfigError(f"A batch of {batch} cannot be split evenly over {world} processes; use a process count that "
+                          f"divides it.")
     return fitting[0]
 
 
@@ -111,7 +112,8 @@ class Trainer:
             sizes = {"clip_dim": clip.width, "clip_layers": default_clip_layers(clip.depth)} | config.model
             sizes["clip_layers"] = tuple(sizes["clip_layers"])
             torch.manual_seed(config.seed)  # the same initial weights in every process
-            facex_config = FaceXConfig(config_family(config.base_config), context_dim, self.stream.resolution, specs, **sizes)
+            facex_config = FaceXConfig(config_family(config.base_config), context_dim, self.stream.resolution, specs,
+                                       **sizes)
             facex = FaceXModel(facex_config).to(device)
         if facex.config.resolution != self.stream.resolution:
             raise FaceXError(f"The FaceX network works at {facex.config.resolution} but {config.prepared} holds "
@@ -206,7 +208,8 @@ class Trainer:
             state = {"config": self.config.to_dict(), "facex_config": model.facex.config.to_json(),
                      "extractors": self.stream.shards[0].extractors,
                      "clip_vision": Path(self.config.clip_vision).name}
-            save_checkpoint(self.output, self.step, weights, self.optimizer.state_dict(), state, self.config.keep_checkpoints)
+            save_checkpoint(self.output, self.step, weights, self.optimizer.state_dict(), state,
+                            self.config.keep_checkpoints)
         accelerator.wait_for_everyone()
 
     @cached_property
@@ -224,6 +227,8 @@ class Trainer:
         batch = self.validation_pairs
         settings = SamplingSettings(config.validation_steps, VALIDATION_GUIDANCE, config.seed)
         with accelerator.autocast():
-            grid = validation_grid(accelerator.unwrap_model(self.model), batch, self.sd.vae, self.sd.scheduler_config, settings)
-        accelerator.get_tracker("tensorboard").log_images({"validation": grid[None]}, step=self.step, dataformats="NHWC")
+            grid = validation_grid(accelerator.unwrap_model(self.model), batch, self.sd.vae, self.sd.scheduler_config,
+                                   settings)
+        accelerator.get_tracker("tensorboard").log_images({"validation": grid[None]}, step=self.step,
+                                                          dataformats="NHWC")
         return save_grid(grid, self.output / "validation", self.step)

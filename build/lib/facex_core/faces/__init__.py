@@ -1,0 +1,1 @@
+"""Face detection (insightface SCRFD), 5-point alignment to FaceX crops, and paste-back."""

@@ -1,0 +1,1 @@
+"""The model files FaceX uses: manifest, locating them on disk, checking and downloading."""

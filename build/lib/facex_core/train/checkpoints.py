@@ -1,0 +1,109 @@
+"""Training checkpoints (written atomically, resumed exactly) and export to the weight file.
+
+A checkpoint is a folder checkpoints/step_0001000 holding the trainable weights in float32
+(trainable.safetensors: FaceX under "facex.", fine-tuned CLIP under "clip."), the optimizer
+state (optimizer.pt, read back with weights_only=True) and state.json (the step, the run's
+config, the FaceX config and the extractors the data was prepared with). It is written as
+step_0001000.partial and renamed, so a run killed while saving leaves the previous
+checkpoint as the latest. Nothing else needs saving for an exact resume: every random draw
+follows from (seed, sample number) and the learning rate is constant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..errors import FaceXError
+from ..ford.checkpoint import load_strict, under_prefix
+from ..model.config import FaceXConfig
+from ..model.facex import FaceXModel
+from ..model.metadata import CLIP_FILE_PREFIX
+from ..model.weights import CLIP_PREFIX, save_facex
+
+STEP_PREFIX = "step_"
+PARTIAL = ".partial"
+WEIGHTS, OPTIMIZER, STATE = "trainable.safetensors", "optimizer.pt", "state.json"
+FACEX_KEYS = "facex."  # fine-tuned CLIP goes under weights.CLIP_PREFIX, as in the weight file
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    folder: Path
+    state: dict  # step, config, facex_config, extractors, clip_vision
+
+    @property
+    def step(self) -> int:
+        return self.state["step"]
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return load_file(str(self.folder / WEIGHTS))
+
+    def optimizer_state(self) -> dict:
+        return torch.load(self.folder / OPTIMIZER, map_location="cpu", weights_only=True)
+
+
+def trainable_state(facex: FaceXModel, clip_model: torch.nn.Module | None) -> dict[str, torch.Tensor]:
+    """FaceX weights, and CLIP's when it is fine-tuned, in float32 under their prefixes."""
+    state = {FACEX_KEYS + key: value for key, value in facex.state_dict().items()}
+    if clip_model is not None:
+        state |= {CLIP_PREFIX + key: value for key, value in clip_model.state_dict().items()}
+    return {key: value.detach().float().cpu().contiguous() for key, value in state.items()}
+
+
+def save_checkpoint(output: Path, step: int, weights: dict[str, torch.Tensor], optimizer: dict, state: dict,
+                    keep: int) -> Path:
+    """Write checkpoint `step` atomically and delete all but the `keep` newest."""
+    folder = output / "checkpoints" / f"{STEP_PREFIX}{step:07d}"
+    partial = folder.with_name(folder.name + PARTIAL)
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    save_file(weights, str(partial / WEIGHTS))  # the folder is renamed whole
+    torch.save(optimizer, partial / OPTIMIZER)
+    (partial / STATE).write_text(json.dumps(state | {"step": step}, indent=1))
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(partial, folder)
+    for old in complete_checkpoints(output)[:-keep]:
+        shutil.rmtree(old)
+    return folder
+
+
+def complete_checkpoints(output: Path) -> list[Path]:
+    """Finished checkpoint folders, oldest first (.partial ones are leftovers of a crash)."""
+    folder = output / "checkpoints"
+    if not folder.is_dir():
+        return []
+    return sorted(path for path in folder.iterdir()
+                  if path.name.startswith(STEP_PREFIX) and not path.name.endswith(PARTIAL))
+
+
+def read_checkpoint(folder: str | Path) -> Checkpoint:
+    folder = Path(folder)
+    if not (folder / STATE).is_file():
+        found = complete_checkpoints(folder) or complete_checkpoints(folder.parent.parent)
+        hint = f" The newest checkpoint there is {found[-1]}." if found else ""
+        problem = "is not a FaceX training checkpoint (no state.json)" if folder.exists() else "does not exist"
+        raise FaceXError(f"The checkpoint {folder} {problem}; give a run's checkpoints/step_* folder.{hint}")
+    return Checkpoint(folder, json.loads((folder / STATE).read_text()))
+
+
+def latest_checkpoint(output: Path) -> Checkpoint | None:
+    found = complete_checkpoints(output)
+    return read_checkpoint(found[-1]) if found else None
+
+
+def export(checkpoint: str | Path, out: str | Path) -> Path:
+    """The FaceX weight file of a checkpoint: fp16 safetensors with the metadata the loaders check."""
+    saved = read_checkpoint(checkpoint)
+    weights = saved.weights()
+    model = FaceXModel(FaceXConfig.from_json(saved.state["facex_config"]))
+    load_strict(model, under_prefix(weights, FACEX_KEYS), saved.folder / WEIGHTS, "FaceX training checkpoint")
+    clip_state = under_prefix(weights, CLIP_PREFIX)
+    encoder = "embedded" if clip_state else CLIP_FILE_PREFIX + saved.state["clip_vision"]
+    return save_facex(model, out, saved.state["extractors"], encoder, clip_state or None)
