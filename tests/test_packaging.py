@@ -1,6 +1,7 @@
 """facex_core installs as a package: the wheel holds the library and its JSON configs, and
 imports in a fresh virtual environment."""
 
+import shutil
 import subprocess
 import sys
 import venv
@@ -11,8 +12,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_wheel_installs_into_a_fresh_venv_and_carries_its_configs(tmp_path):
-    build = [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-w", str(tmp_path)]
-    subprocess.run(build, check=True, capture_output=True, timeout=300)
+    source = tmp_path / "source"  # a copy, so the build leaves nothing in the checkout
+    shutil.copytree(ROOT / "facex_core", source / "facex_core", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, source / name)
+    build = ["wheel", str(source), "--no-deps", "--no-build-isolation", "-w", str(tmp_path)]
+    subprocess.run([sys.executable, "-m", "pip", *build], check=True, capture_output=True, timeout=300)
     wheel = next(tmp_path.glob("facex-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "facex_core/model/configs/sd15/unet/config.json" in names

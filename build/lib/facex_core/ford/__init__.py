@@ -1,2 +1,0 @@
-"""Facial Omni-Representation Decomposing: identity, regions, motion, gaze, texture and
-lighting, each from its published extractor."""

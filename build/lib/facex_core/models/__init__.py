@@ -1,1 +1,0 @@
-"""The model files FaceX uses: manifest, locating them on disk, checking and downloading."""
