@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from registry_models import fetch_real_scrfd
 
 from facex_core.faces.detect import DetectedFace, FaceDetector
 from facex_core.image_files import read_image_file
@@ -139,6 +140,12 @@ def planted_detector(tmp_path):
         return FaceDetector(file, device="cpu")
 
     return make
+
+
+@pytest.fixture(scope="session")
+def real_scrfd(tmp_path_factory) -> Path:
+    """The real SCRFD-2.5G of the scrfd==0.3.0 source archive (skips when the registry is unreachable)."""
+    return fetch_real_scrfd(tmp_path_factory.mktemp("scrfd"))
 
 
 @pytest.fixture(scope="session")

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import FACES_DIR, annotated, planted_detector_file
-from registry_models import fetch_real_scrfd
 
 from facex_core.__main__ import main as facex_main
 from facex_core.eval.__main__ import main as eval_main
+from facex_core.eval.detection import match_faces
 from facex_core.models.__main__ import main as models_main
 from facex_core.testing.model_folder import PACK
 from facex_core.train.__main__ import main as train_main
@@ -220,22 +220,12 @@ def test_detect_uses_the_detector_of_the_models_folder(tmp_path, capsys):
     assert result["detector"] == str(tmp_path / PACK / "det_10g.onnx") and len(result["faces"]) == 1
 
 
-@pytest.fixture(scope="module")
-def real_scrfd(tmp_path_factory) -> Path:
-    return fetch_real_scrfd(tmp_path_factory.mktemp("scrfd"))
-
-
 @pytest.mark.parametrize("name", ["multi/real_obama_biden_oval_office.jpg", "multi/real_group_t1.jpg"])
 def test_detect_with_the_real_scrfd_finds_the_annotated_faces(name, real_scrfd, capsys):
-    """A real trained detector: every well-annotated face is found, its points near dlib's."""
+    """A real trained detector through the command: every well-annotated face is found."""
     image = annotated(name)
     found = _detect_json(["detect", "--image", str(image.path), "--detector", str(real_scrfd)], capsys)["faces"]
-    for truth in (face for face in image.faces if face["landmarks_quality"] == "good"):
-        points = np.array(truth["landmarks_5"])
-        ocular = np.linalg.norm(points[1] - points[0])
-        errors = min((np.linalg.norm(np.array(list(face["points"].values())) - points, axis=1) / ocular
-                      for face in found), key=lambda error: error.max())
-        # SCRFD and dlib place the eye centres alike (measured <= 0.09 of the eye distance on every good face
-        # of ../shared/faces); they define the nose and mouth points differently (measured <= 0.15)
-        assert errors[:2].max() < 0.12 and errors.max() < 0.2, errors
+    truths = [np.array(face["landmarks_5"]) for face in image.faces if face["landmarks_quality"] == "good"]
+    matches = match_faces(name, [np.array(list(face["points"].values())) for face in found], truths)
+    assert all(match.error is not None for match in matches), matches
     assert all(face["score"] >= 0.5 for face in found)

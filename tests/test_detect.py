@@ -4,7 +4,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import annotated, image_tensor, planted_detector_file
+from conftest import annotated, decodable_with_good_faces, image_tensor, planted_detector_file
 
 from facex_core.errors import (
     FaceIndexError,
@@ -14,6 +14,7 @@ from facex_core.errors import (
     ModelFileMissingError,
     NoFaceError,
 )
+from facex_core.eval.detection import match_faces, score
 from facex_core.faces.crops import detect_and_align
 from facex_core.faces.detect import FaceDetector, choose_faces
 from facex_core.image_files import read_image_file
@@ -125,3 +126,22 @@ def test_a_keyed_planted_detector_answers_each_image_with_its_own_faces(tmp_path
         found = detector.detect(read_image_file(annotated(name).path))
         assert len(found) == 1 and np.abs(found[0].box - annotated(name).faces[0]["bbox"]).max() < 1e-2
     assert detector.detect(read_image_file(annotated("portraits/ai_baby.png").path)) == []
+
+
+MIN_FACE = 32  # px, the detector's working range the acceptance counts
+
+
+def test_the_real_scrfd_finds_the_annotated_faces_with_their_five_points(real_scrfd):
+    """The real SCRFD-2.5G over every image of ../shared/faces: recall and point error on the
+    faces of 32 px and more whose landmarks are graded good (benchmarks/detector.py prints them)."""
+    detector = FaceDetector(real_scrfd, "cpu")
+    matches = []
+    for image in decodable_with_good_faces():
+        faces = [face for face in image.faces if face["landmarks_quality"] == "good"
+                 and min(face["bbox"][2] - face["bbox"][0], face["bbox"][3] - face["bbox"][1]) >= MIN_FACE]
+        found = detector.detect(read_image_file(image.path))
+        matches += match_faces(image.name, [face.kps for face in found], [np.array(f["landmarks_5"]) for f in faces])
+    result = score(matches)
+    assert result.faces >= 30  # the set holds this many such faces; fewer means the annotations changed
+    assert result.recall >= 0.95, result
+    assert result.mean_error <= 0.10, result
