@@ -11,14 +11,19 @@ FaceX weights through models(), so its memory manager loads them with the UNet.
 
 from __future__ import annotations
 
+import weakref
+from functools import partial
+
+import comfy.ldm.modules.attention
 import comfy.model_patcher
+import comfy.patcher_extension
 import torch
 from comfy_api.latest import io
 
-from facex_core.errors import BatchSizeError, MissingInputError, ModelFileError
+from facex_core.errors import MissingInputError, ModelFileError
 from facex_core.model.config import BlockSpec, layout_mismatch
 from facex_core.model.facex import FaceXModel
-from facex_core.model.frc import PreparedContext, chunked
+from facex_core.model.frc import SamplingContext, chunk_contexts, frc_on_chunks
 
 from .types import FaceXModelType, FaceXRepresentation
 
@@ -44,39 +49,36 @@ def comfy_blocks(diffusion_model: torch.nn.Module) -> list[tuple[BlockKey, Block
 
 
 class FaceXCondition:
-    """f_SD of the faces being generated, with when and how strongly it steers."""
+    """f_SD of the faces being generated (facex_core's SamplingContext), with when and how
+    strongly it steers."""
 
-    def __init__(self, context: torch.Tensor, null: torch.Tensor, strength: float, sigma_start: float,
-                 sigma_end: float):
-        self.context, self.null = context, null
-        self.strength, self.sigma_start, self.sigma_end = strength, sigma_start, sigma_end
-        self._prepared: dict[tuple, list[PreparedContext]] = {}
+    def __init__(self, sampling: SamplingContext, strength: float, sigma_start: float, sigma_end: float):
+        self.sampling, self.strength = sampling, strength
+        self.sigma_start, self.sigma_end = sigma_start, sigma_end
+        self._last: tuple[weakref.ref, bool] | None = None
 
     def __deepcopy__(self, memo) -> FaceXCondition:
         return self
 
     def active(self, sigmas: torch.Tensor | None) -> bool:
+        """Whether this step's sigma is inside the start/end range. Every block of one model call
+        gets the same sigmas tensor, so it is read from the device once per call, not per block."""
         if sigmas is None:
             return True
+        last = self._last
+        if last is not None and last[0]() is sigmas:
+            return last[1]
         sigma = float(sigmas.max())
-        return self.sigma_end <= sigma <= self.sigma_start
+        active = self.sigma_end <= sigma <= self.sigma_start
+        self._last = (weakref.ref(sigmas), active)
+        return active
 
-    def prepared(self, facex: FaceXModel, index: int, chunks: list[int], batch: int) -> PreparedContext:
-        """Keys and values of block `index` for a batch of `batch` rows in `chunks` (computed once per
-        device, dtype and batch layout: f_SD does not change during sampling)."""
-        rows, rest = divmod(batch, len(chunks))
-        faces = self.context.shape[0]
-        if rest or faces not in (1, rows):
-            raise BatchSizeError(f"FaceX was given {faces} faces but the latent batch holds {rows} images per "
-                                 "condition; use one latent per face (or one face for every latent).")
-        weight = facex.frc[index].to_q.weight
-        key = (weight.device, weight.dtype, tuple(chunks), rows)
-        if key not in self._prepared:
-            with torch.no_grad():
-                conditional = facex.prepare(self.context.to(weight.device, weight.dtype), fuse_output=True)
-                null = facex.prepare(self.null[None].to(weight.device, weight.dtype), fuse_output=True)
-            self._prepared[key] = [chunked(c, n, list(chunks), rows) for c, n in zip(conditional, null, strict=True)]
-        return self._prepared[key][index]
+    def release_after(self, executor, *args, **kwargs):
+        """OUTER_SAMPLE wrapper: the prepared keys and values are freed when sampling ends."""
+        try:
+            return executor(*args, **kwargs)
+        finally:
+            self.sampling.release()
 
 
 class _FaceXPatch:
@@ -102,7 +104,7 @@ class KeepBlockInput(_FaceXPatch):
 
 
 class AddFRC(_FaceXPatch):
-    """attn2_output_patch: n + strength * FRC(x + n)."""
+    """attn2_output_patch: n + strength * FRC(x + n), on n's device, through ComfyUI's attention."""
 
     def __call__(self, n: torch.Tensor, extra_options: dict) -> torch.Tensor:
         condition = extra_options.get(CONDITION)
@@ -111,12 +113,19 @@ class AddFRC(_FaceXPatch):
         block = extra_options["block"]
         index = self.blocks[(block[0], block[1], extra_options.get("block_index", 0))]
         layer = self.facex.frc[index]
-        prepared = condition.prepared(self.facex, index, extra_options["cond_or_uncond"], n.shape[0])
+        parts = chunk_contexts(*condition.sampling.layer_contexts(self.facex, index, n),
+                               extra_options["cond_or_uncond"], n.shape[0])
         hidden = (extra_options[KEPT_INPUT] + n).to(layer.to_q.weight.dtype)
-        return n + condition.strength * layer(hidden, prepared).to(n.dtype)
+        update = frc_on_chunks(layer, hidden, parts, partial(comfy_attention, heads=layer.heads))
+        return n + condition.strength * update.to(n.dtype)
 
     def models(self) -> list:
         return [self.patcher]
+
+
+def comfy_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, heads: int) -> torch.Tensor:
+    """ComfyUI's optimized attention (its backend flags apply) on split heads."""
+    return comfy.ldm.modules.attention.optimized_attention(query, keys, values, heads, skip_reshape=True)
 
 
 def find_patch(model) -> AddFRC | None:
@@ -194,11 +203,13 @@ class FaceXSamplerHook(io.ComfyNode):
             rep = representation.to(weight.device, weight.dtype)
             context = facex.context(rep, reference.to(weight.device, weight.dtype)).cpu()
         sampling = model.get_model_object("model_sampling")
-        condition = FaceXCondition(context, facex.null_context.detach().cpu(), strength,
+        condition = FaceXCondition(SamplingContext(context, facex.null_context.detach().cpu()), strength,
                                    float(sampling.percent_to_sigma(start_percent)),
                                    float(sampling.percent_to_sigma(end_percent)))
         hooked = model.clone()
         hooked.model_options["transformer_options"][CONDITION] = condition
+        hooked.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, CONDITION,
+                                    condition.release_after)
         return io.NodeOutput(hooked)
 
 

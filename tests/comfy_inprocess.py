@@ -10,6 +10,8 @@ blocks:       a full-size SD1.5 UNet as ComfyUI builds it (random weights) patch
               full SD1.5 FaceX model; one sampling step; which FRC layers fired.
 equivalence:  the tiny checkpoint loaded by ComfyUI and by diffusers, the same FaceX
               weights bound to both, the same f_SD: the noise predictions compared.
+layouts:      the same for every cond_or_uncond layout, one face for two latents per chunk,
+              against a reference with every row's context (null on uncond rows) stacked by hand.
 """
 
 from __future__ import annotations
@@ -133,13 +135,57 @@ def check_equivalence(base: Path) -> dict:
         own_facex = load_facex(base / "models" / "facex" / "facex_tiny.safetensors").model
         plain = parts.unet(latents, timesteps, encoder_hidden_states=text).sample
         with DiffusersFRC(parts.unet, own_facex) as binding:
-            binding.set_context(condition.context)
+            binding.set_context(condition.sampling.context)
             with_frc = parts.unet(latents, timesteps, encoder_hidden_states=text).sample
     return {
         "plain_diff": float((comfy_plain - plain).abs().max()),
         "frc_diff": float((comfy_frc - with_frc).abs().max()),
         "frc_effect": float((with_frc - plain).abs().max()),
     }
+
+
+def check_layouts(base: Path) -> dict:
+    """Classifier-free guidance's batches: for each cond_or_uncond layout ComfyUI runs, one face
+    bound for two latents per chunk, the ComfyUI noise prediction against diffusers with every
+    row's context stacked by hand (the null context on unconditional rows)."""
+    mapping = start_comfy(base)
+    import comfy.sd
+    import torch
+
+    from facex_core.model.diffusers_binding import DiffusersFRC
+    from facex_core.model.sd_checkpoint import load_single_file
+    from facex_core.model.weights import load_facex
+
+    checkpoint = base / "models" / "checkpoints" / "tiny_sd15.safetensors"
+    facex = run(mapping, "FaceXLoader", "facex_tiny.safetensors")[0]
+    comfy_model = comfy.sd.load_checkpoint_guess_config(str(checkpoint), output_vae=False, output_clip=False)[0]
+    patched = run(mapping, "FaceXFRCPatcher", comfy_model, facex)[0]
+    config = facex.model.config
+    reference = torch.rand(1, config.resolution, config.resolution, 3, generator=torch.Generator().manual_seed(1))
+    hooked = run(mapping, "FaceXSamplerHook", patched, random_representation(config), reference, 1.0, 0.0, 1.0)[0]
+    sampling = hooked.model_options["transformer_options"]["facex_condition"].sampling
+    parts = load_single_file(checkpoint, "tiny_sd15")
+    own_facex = load_facex(base / "models" / "facex" / "facex_tiny.safetensors").model
+    results, rows = {}, 2
+    for layout in ([0], [1, 0], [0, 1]):
+        batch = rows * len(layout)
+        gen = torch.Generator().manual_seed(2)
+        latents, text = torch.randn(batch, 4, 32, 32, generator=gen), torch.randn(batch, 77, 768, generator=gen)
+        timesteps = torch.full((batch,), 500.0)
+        options = dict(hooked.model_options["transformer_options"], cond_or_uncond=layout,
+                       sigmas=torch.ones(batch))
+        by_row = torch.cat([(sampling.null[None] if kind == 1 else sampling.context).expand(rows, -1, -1)
+                            for kind in layout])
+        with torch.no_grad():
+            comfy_frc = comfy_model.model.diffusion_model(latents, timesteps, context=text, transformer_options=options)
+            with DiffusersFRC(parts.unet, own_facex) as binding:
+                binding.set_context(by_row)
+                expected = parts.unet(latents, timesteps, encoder_hidden_states=text).sample
+                binding.set_context(sampling.context.expand(batch, -1, -1))  # every row conditional
+                all_conditional = parts.unet(latents, timesteps, encoder_hidden_states=text).sample
+        results[str(layout)] = {"diff": float((comfy_frc - expected).abs().max()),
+                                "null_effect": float((expected - all_conditional).abs().max())}
+    return results
 
 
 def kohya_lora(diffusion_model, rank: int = 4, seed: int = 3) -> dict:
@@ -225,7 +271,8 @@ def check_compose(base: Path) -> dict:
     }
 
 
-CHECKS = {"blocks": check_blocks, "equivalence": check_equivalence, "compose": check_compose}
+CHECKS = {"blocks": check_blocks, "equivalence": check_equivalence, "compose": check_compose,
+          "layouts": check_layouts}
 
 if __name__ == "__main__":
     sys.path.append(str(REPO))

@@ -59,6 +59,17 @@ def test_comfyui_and_diffusers_give_the_same_noise_prediction(comfy_base):
     assert result["frc_effect"] > 1e-2  # the FRC does change the prediction
 
 
+def test_unconditional_chunks_attend_to_the_null_context_in_every_layout(comfy_base):
+    """cfg > 1: ComfyUI batches uncond (1) and cond (0) chunks in either order."""
+    result = inprocess("layouts", comfy_base)
+    assert set(result) == {"[0]", "[1, 0]", "[0, 1]"}
+    for layout, numbers in result.items():
+        # the equivalence bound above: two UNet implementations in float32 (measured ~1e-6)
+        assert numbers["diff"] <= 1e-4, (layout, numbers)
+    # the null context matters, so a layout mixed up would show
+    assert result["[1, 0]"]["null_effect"] > 1e-2 and result["[0, 1]"]["null_effect"] > 1e-2
+
+
 def test_facex_composes_with_a_lora_an_attn2_replacement_and_a_controlnet(comfy_base):
     result = inprocess("compose", comfy_base)
     assert min(result["lora_effect"], result["replace_effect"], result["controlnet_effect"]) > 1e-2

@@ -1,15 +1,17 @@
 """The FRC in a diffusers UNet: zero-init identity, Eq. 3 by hand, gradients, detach, K/V once."""
 
 import math
+from functools import partial
 
 import pytest
 import torch
 from diffusers import UNet2DConditionModel
 
-from facex_core.errors import ModelFileError
+from facex_core.errors import BatchSizeError, ModelFileError
 from facex_core.model.config import FaceXConfig
 from facex_core.model.diffusers_binding import DiffusersFRC, block_specs, transformer_blocks
 from facex_core.model.facex import FaceXModel, drop_condition
+from facex_core.model.frc import PreparedContext, SamplingContext, chunk_contexts, frc_on_chunks
 
 CONTEXT = 768
 
@@ -120,7 +122,8 @@ def test_keys_and_values_are_computed_once_per_sampling_run(inputs):
     facex = tiny_facex(unet, randomise_frc=True)
     calls = []
     for layer in facex.frc:
-        layer.to_k.register_forward_hook(lambda *args: calls.append(1))
+        layer.prepare = partial(lambda prepare, *args, **kwargs: calls.append(1) or prepare(*args, **kwargs),
+                                layer.prepare)
     with DiffusersFRC(unet, facex) as frc:
         frc.set_context(inputs[3])
         for _ in range(3):
@@ -165,3 +168,62 @@ def test_family_layouts_have_the_documented_block_counts():
         assert len(config.blocks) == count and config.context_dim == context
     assert FaceXConfig.for_family("sd15").blocks[0].heads == 8
     assert FaceXConfig.for_family("sd2").blocks[0].heads == 5
+
+
+# The chunked batches ComfyUI runs: cond_or_uncond lists each chunk as conditional (0) or unconditional (1).
+LAYOUTS = [[0], [1, 0], [0, 1]]
+
+
+def _layer_and_contexts(faces: int):
+    """A trained-looking FRC layer of the tiny UNet, f_SD of `faces` faces and the null context."""
+    unet = tiny_unet()
+    facex = tiny_facex(unet, randomise_frc=True)
+    gen = torch.Generator().manual_seed(11)
+    context = torch.randn(faces, facex.config.context_tokens, CONTEXT, generator=gen)
+    sampling = SamplingContext(context, facex.null(1)[0].detach())
+    return facex, sampling
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=str)
+@pytest.mark.parametrize("faces, rows", [(1, 1), (1, 4), (3, 3)], ids=["one-face-one-latent", "one-face-4-latents",
+                                                                       "3-faces-3-latents"])
+def test_each_chunk_attends_to_its_own_context_like_a_batch_built_row_by_row(layout, faces, rows):
+    """Against the reference a user could write by hand: every row's keys stacked explicitly."""
+    facex, sampling = _layer_and_contexts(faces)
+    layer = facex.frc[0]
+    hidden = torch.randn(rows * len(layout), 7, layer.to_q.in_features, generator=torch.Generator().manual_seed(3))
+    conditional, null = sampling.layer_contexts(facex, 0, hidden)
+    parts = chunk_contexts(conditional, null, layout, hidden.shape[0])
+    assert [(part.start, part.stop) for part, _ in parts] == [(i * rows, (i + 1) * rows) for i in range(len(layout))]
+    assert [context is null for _, context in parts] == [kind == 1 for kind in layout]
+    with torch.no_grad():
+        chunked = frc_on_chunks(layer, hidden, parts)
+        rows_keys = torch.cat([(null if kind else conditional).keys.expand(rows, -1, -1, -1) for kind in layout])
+        rows_values = torch.cat([(null if kind else conditional).values.expand(rows, -1, -1, -1) for kind in layout])
+        reference = layer(hidden, PreparedContext(rows_keys, rows_values, conditional.output))
+    # the same attention on the same rows; only the kernels' batch split differs
+    torch.testing.assert_close(chunked, reference, rtol=0, atol=1e-6)
+    assert chunked.abs().max() > 1e-3  # the FRC is trained-looking: the comparison is not of zeros
+
+
+def test_faces_that_match_neither_one_nor_the_latent_batch_are_a_named_batch_error():
+    facex, sampling = _layer_and_contexts(3)
+    conditional, null = sampling.layer_contexts(facex, 0, torch.zeros(1))
+    with pytest.raises(BatchSizeError, match="given 3 faces but the latent batch holds 2 images per condition"):
+        chunk_contexts(conditional, null, [1, 0], 4)
+
+
+def test_the_cache_holds_one_copy_per_face_however_many_latents_use_it_and_is_released():
+    """16 latents from one face: the prepared keys and values are one face's, not 16 rows'."""
+    facex, sampling = _layer_and_contexts(1)
+    hidden = torch.zeros(32, 1, 1)  # 16 latents, conditional and unconditional chunks
+    for index in range(len(facex.frc)):
+        conditional, null = sampling.layer_contexts(facex, index, hidden)
+        chunk_contexts(conditional, null, [1, 0], hidden.shape[0])
+    tokens, element = facex.config.context_tokens, 4  # float32
+    expected = sum(2 * 2 * tokens * layer.heads * layer.dim_head * element  # keys and values, face and null
+                   + (layer.to_out.out_features * layer.to_out.in_features + layer.to_out.out_features) * element
+                   for layer in facex.frc)  # the fused output projection, shared by face and null
+    assert sampling.nbytes == expected
+    sampling.release()
+    assert sampling.nbytes == 0
