@@ -104,24 +104,33 @@ def check_blocks(base: Path) -> dict:
     return {"blocks": len(fired), "fired": fired}
 
 
-def check_equivalence(base: Path) -> dict:
-    """The same weights and f_SD give the same noise prediction in ComfyUI and in diffusers."""
+def hooked_tiny_model(base: Path, faces: int):
+    """(checkpoint path, ComfyUI's model of it, that model patched and hooked to `faces`
+    random representations and I_R) through the pack's own nodes."""
     mapping = start_comfy(base)
     import comfy.sd
     import torch
-
-    from facex_core.model.diffusers_binding import DiffusersFRC
-    from facex_core.model.sd_checkpoint import load_single_file
-    from facex_core.model.weights import load_facex
 
     checkpoint = base / "models" / "checkpoints" / "tiny_sd15.safetensors"
     facex = run(mapping, "FaceXLoader", "facex_tiny.safetensors")[0]
     comfy_model = comfy.sd.load_checkpoint_guess_config(str(checkpoint), output_vae=False, output_clip=False)[0]
     patched = run(mapping, "FaceXFRCPatcher", comfy_model, facex)[0]
     config = facex.model.config
-    reference = torch.rand(2, config.resolution, config.resolution, 3, generator=torch.Generator().manual_seed(1))
-    hooked = run(mapping, "FaceXSamplerHook", patched, random_representation(config, faces=2), reference, 1.0, 0.0,
-                 1.0)[0]
+    reference = torch.rand(faces, config.resolution, config.resolution, 3, generator=torch.Generator().manual_seed(1))
+    representation = random_representation(config, faces=faces)
+    hooked = run(mapping, "FaceXSamplerHook", patched, representation, reference, 1.0, 0.0, 1.0)[0]
+    return checkpoint, comfy_model, hooked
+
+
+def check_equivalence(base: Path) -> dict:
+    """The same weights and f_SD give the same noise prediction in ComfyUI and in diffusers."""
+    import torch
+
+    from facex_core.model.diffusers_binding import DiffusersFRC
+    from facex_core.model.sd_checkpoint import load_single_file
+    from facex_core.model.weights import load_facex
+
+    checkpoint, comfy_model, hooked = hooked_tiny_model(base, faces=2)
     condition = hooked.model_options["transformer_options"]["facex_condition"]
     gen = torch.Generator().manual_seed(2)
     latents, text = torch.randn(2, 4, 32, 32, generator=gen), torch.randn(2, 77, 768, generator=gen)
@@ -148,21 +157,13 @@ def check_layouts(base: Path) -> dict:
     """Classifier-free guidance's batches: for each cond_or_uncond layout ComfyUI runs, one face
     bound for two latents per chunk, the ComfyUI noise prediction against diffusers with every
     row's context stacked by hand (the null context on unconditional rows)."""
-    mapping = start_comfy(base)
-    import comfy.sd
     import torch
 
     from facex_core.model.diffusers_binding import DiffusersFRC
     from facex_core.model.sd_checkpoint import load_single_file
     from facex_core.model.weights import load_facex
 
-    checkpoint = base / "models" / "checkpoints" / "tiny_sd15.safetensors"
-    facex = run(mapping, "FaceXLoader", "facex_tiny.safetensors")[0]
-    comfy_model = comfy.sd.load_checkpoint_guess_config(str(checkpoint), output_vae=False, output_clip=False)[0]
-    patched = run(mapping, "FaceXFRCPatcher", comfy_model, facex)[0]
-    config = facex.model.config
-    reference = torch.rand(1, config.resolution, config.resolution, 3, generator=torch.Generator().manual_seed(1))
-    hooked = run(mapping, "FaceXSamplerHook", patched, random_representation(config), reference, 1.0, 0.0, 1.0)[0]
+    checkpoint, comfy_model, hooked = hooked_tiny_model(base, faces=1)
     sampling = hooked.model_options["transformer_options"]["facex_condition"].sampling
     parts = load_single_file(checkpoint, "tiny_sd15")
     own_facex = load_facex(base / "models" / "facex" / "facex_tiny.safetensors").model
