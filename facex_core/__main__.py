@@ -18,12 +18,11 @@ from typing import TYPE_CHECKING
 
 from . import arguments
 from .cli import common_options, run
-from .errors import ImageInputError, UnknownNameError, UsageError
-from .ford.regions import REGION_NAMES
-from .fors.tasks import INPUTS, TASKS, parse_picks, row_for
+from .errors import ImageInputError, MissingInputError, UnknownNameError, UsageError
+from .fors.tasks import TASKS, TaskRow, parse_picks, row_for
 from .image_files import IMAGE_SUFFIXES
 from .model.kept_configs import scheduler_config
-from .models.edit_files import EDIT_ROLES, find_edit_files
+from .models.edit_files import EDIT_ROLES, EditFiles, find_edit_files
 from .models.locate import locate_roles, roots_from_models_dir
 
 if TYPE_CHECKING:
@@ -64,24 +63,21 @@ def check_sampling_arguments(args: argparse.Namespace) -> None:
     args.device = arguments.device_name("--device", args.device)
 
 
-def find_model_files(args: argparse.Namespace) -> None:
+def find_model_files(args: argparse.Namespace) -> EditFiles:
     """Every model file of edit and eval, all missing ones in one error (bare checkpoint and
-    FaceX names are looked up under the models folder), and the base config. Checked after
-    the inputs; nothing loads yet."""
-    files = find_edit_files(args.checkpoint, args.facex, roots_from_models_dir(args.models_dir),
-                            {"checkpoint": "--checkpoint", "facex": "--facex"})
-    args.checkpoint, args.facex = files.checkpoint, files.facex
-    args.base_config = args.base_config or files.metadata["family"]
+    FaceX names are looked up under the models folder). Checked after the inputs; nothing
+    loads yet."""
+    return find_edit_files(args.checkpoint, args.facex, roots_from_models_dir(args.models_dir),
+                           {"checkpoint": "--checkpoint", "facex": "--facex"})
 
 
-def editor_and_settings(args: argparse.Namespace) -> tuple[FaceXEditor, SamplingSettings]:
-    """The editor and sampling settings of checked generation arguments (loads every model)."""
+def editor_and_settings(args: argparse.Namespace, files: EditFiles) -> tuple[FaceXEditor, SamplingSettings]:
+    """The editor of the files found and the checked sampling settings (loads every model)."""
     from .edit import FaceXEditor
     from .model.sampling import SamplingSettings
     from .runtime import default_device
 
-    editor = FaceXEditor(args.checkpoint, args.facex, roots_from_models_dir(args.models_dir), args.base_config,
-                         args.device or default_device())
+    editor = FaceXEditor(files, args.base_config or files.metadata["family"], args.device or default_device())
     return editor, SamplingSettings(args.steps, args.guidance, args.seed)
 
 
@@ -208,19 +204,20 @@ def _picks(task: str, text: str | None) -> dict[str, str]:
     if task not in ("attribute_editing", "mixture_editing"):
         raise UsageError(f"--regions is read only by attribute_editing and mixture_editing; remove it for {task}.")
     picks = parse_picks(text)
-    unknown = [name for name in picks if name not in REGION_NAMES]
-    if unknown:
-        raise UnknownNameError(f"--regions {text}: unknown region(s) {', '.join(unknown)}; "
-                               f"the regions are {', '.join(REGION_NAMES)}.")
     if not picks:
         raise UsageError(f"--regions {text!r} names no region; e.g. --regions hair,eyebrows.")
     if task == "attribute_editing" and set(picks.values()) != {"reference"}:
         raise UsageError(f"--regions {text}: attribute editing takes regions from --reference only; list region names, "
                          "e.g. hair,eyebrows (mixture_editing picks an input per region).")
-    wrong = [f"{name}={source}" for name, source in picks.items() if source not in INPUTS]
-    if wrong:
-        raise UsageError(f"--regions {text}: {', '.join(wrong)}: a region comes from {', '.join(INPUTS)}.")
     return picks
+
+
+def _row(args: argparse.Namespace, picks: dict[str, str]) -> TaskRow:
+    """The task's row with the picks; the task table's own checks name unknown regions and inputs."""
+    try:
+        return row_for(args.task, picks, identity="source" if args.source is not None else "target")
+    except (UnknownNameError, MissingInputError) as error:
+        raise UnknownNameError(f"--regions {args.regions}: {error}") from None
 
 
 def _motion_flags(args: argparse.Namespace) -> list[str]:
@@ -230,10 +227,11 @@ def _motion_flags(args: argparse.Namespace) -> list[str]:
     return [flag for flag in MOTION_FLAGS if given[flag]]
 
 
-def _edit_job(args: argparse.Namespace) -> EditJob:
-    """The edit the arguments describe, every value and input file checked."""
+def _edit_job(args: argparse.Namespace) -> tuple[EditJob, EditFiles]:
+    """The edit the arguments describe and the model files it needs, every value and input file
+    checked, in that order, before anything heavy is imported."""
     picks = _picks(args.task, args.regions)
-    row = row_for(args.task, picks, identity="source" if args.source is not None else "target")
+    row = _row(args, picks)
     needed = {f"--{name}" for name in row.inputs() if f"--{name}" in FACE_INPUTS}
     needed |= {"--hole"} if row.reference == "hole_blanked" else set()
     given = {flag for flag in FACE_INPUTS if getattr(args, flag[2:]) is not None}
@@ -255,12 +253,13 @@ def _edit_job(args: argparse.Namespace) -> EditJob:
     arguments.number_in_range("--expression-scale", args.expression_scale, 0)
     check_sampling_arguments(args)
     _check_edit_files(args)
-    find_model_files(args)
+    files = find_model_files(args)
     from .edit import EditJob, MotionEdit
 
+    motion_edit = MotionEdit(args.pitch, args.yaw, args.roll, args.relative, tuple(args.gaze) if args.gaze else None,
+                             args.expression_scale)
     return EditJob(task=args.task, target=args.target, source=args.source, reference=args.reference, hole=args.hole,
-                   regions=picks, motion=MotionEdit(args.pitch, args.yaw, args.roll, args.relative,
-                                                    tuple(args.gaze) if args.gaze else None, args.expression_scale))
+                   regions=picks, motion=motion_edit), files
 
 
 def _check_edit_files(args: argparse.Namespace) -> None:
@@ -298,8 +297,8 @@ def _check_animation_files(args: argparse.Namespace) -> None:
 
 
 def _edit(args: argparse.Namespace) -> int:
-    job = _edit_job(args)
-    editor, settings = editor_and_settings(args)
+    job, files = _edit_job(args)
+    editor, settings = editor_and_settings(args, files)
     if job.task == "animation":
         return _animate(editor, job, settings, args.out)
     from PIL import Image

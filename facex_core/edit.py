@@ -28,11 +28,10 @@ from .fors.tasks import TaskRow, row_for
 from .images import load_image_batch, to_image_batch
 from .model.diffusers_binding import DiffusersFRC
 from .model.facex import FaceXModel
-from .model.metadata import region_encoder_file
 from .model.sampling import DEFAULT_SAMPLING, SamplingSettings, empty_prompt, sample_crops
 from .model.sd_checkpoint import load_single_file
 from .model.weights import FaceXFile, load_facex
-from .models.edit_files import find_edit_files
+from .models.edit_files import EditFiles, find_edit_files
 from .models.locate import ModelRoots
 
 
@@ -107,9 +106,7 @@ class Generated:
 class FaceXEditor:
     """Every model an edit needs, loaded once."""
 
-    def __init__(self, checkpoint: Path, facex: Path, roots: ModelRoots, base_config: str | None = None,
-                 device: torch.device | str = "cpu") -> None:
-        files = find_edit_files(Path(checkpoint), Path(facex), roots)
+    def __init__(self, files: EditFiles, base_config: str | None = None, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
         self.facex_file: FaceXFile = load_facex(files.facex, self.device)
         self.facex: FaceXModel = self.facex_file.model.eval()
@@ -118,9 +115,14 @@ class FaceXEditor:
         self.binding = DiffusersFRC(self.sd.unet, self.facex)
         self.detector = FaceDetector(files.roles["detection"], self.device)
         self.extractors = FordExtractors.from_files(files.roles, self.device)
-        clip_file = region_encoder_file(files.metadata, roots)
-        self.clip = (ClipVisionEncoder.from_path(clip_file, self.device) if clip_file is not None
-                     else ClipVisionEncoder.from_state(self.facex_file.clip_state, facex, self.device))
+        self.clip = (ClipVisionEncoder.from_path(files.clip, self.device) if files.clip is not None
+                     else ClipVisionEncoder.from_state(self.facex_file.clip_state, files.facex, self.device))
+
+    @classmethod
+    def open(cls, checkpoint: Path, facex: Path, roots: ModelRoots, base_config: str | None = None,
+             device: torch.device | str = "cpu") -> FaceXEditor:
+        """The editor of a checkpoint and FaceX file (paths, or names under the models folder)."""
+        return cls(find_edit_files(Path(checkpoint), Path(facex), roots), base_config, device)
 
     @torch.no_grad()
     def face(self, path: Path) -> EditorFace:

@@ -66,7 +66,7 @@ def setup(tmp_path_factory, models_dir):
 @pytest.fixture(scope="module")
 def editor(setup):
     roots = roots_from_models_dir(setup["models"])
-    return FaceXEditor(setup["checkpoint"], setup["facex"], roots, "micro_sd15", "cpu")
+    return FaceXEditor.open(setup["checkpoint"], setup["facex"], roots, "micro_sd15", "cpu")
 
 
 def write_pairs(folder, pairs: list[tuple[str, str]]):

@@ -52,11 +52,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     pairs = read_pairs(args.pairs)
     if args.out is not None:
         arguments.output_file("--out", args.out, {".json"}, "results")
-    find_model_files(args)
+    files = find_model_files(args)
 
     from .protocols import FID_NETWORKS, evaluate, format_table, write_json
 
-    editor, settings = editor_and_settings(args)
+    editor, settings = editor_and_settings(args, files)
     roots = roots_from_models_dir(args.models_dir)
     fid_network = FID_NETWORKS[args.fid_network](editor, roots, args.inception_weights) if protocol.fid else None
     report = evaluate(editor, protocol, pairs, settings, fid_network, args.method,

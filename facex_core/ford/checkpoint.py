@@ -60,7 +60,7 @@ def strip_prefix(state: StateDict, prefix: str) -> StateDict:
     return state
 
 
-PUBLISHED_FILE_HINT = "Use the published file listed by `python -m facex_core.models check`."
+PUBLISHED_FILE_HINT = "Use the published file listed by python -m facex_core.models check."
 
 
 def load_strict(module: nn.Module, state: StateDict, path: str | Path, what: str,

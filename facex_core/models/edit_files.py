@@ -24,6 +24,7 @@ class EditFiles:
     facex: Path
     roles: dict[str, Path]  # the detector and extractor file of each of EDIT_ROLES
     metadata: dict[str, str]  # the FaceX file's header
+    clip: Path | None  # the clip_vision file the FaceX file names; None when its CLIP is embedded
 
 
 def find_edit_files(checkpoint: Path, facex: Path, roots: ModelRoots, labels: Mapping[str, str] = {}) -> EditFiles:
@@ -49,4 +50,4 @@ def find_edit_files(checkpoint: Path, facex: Path, roots: ModelRoots, labels: Ma
                         f"{entry.how_to_get(models_dir_of(roots, entry.folder_key))}.")
     if problems:
         raise ModelFileMissingError("\n".join(problems))
-    return EditFiles(found_checkpoint, found_facex, roles, metadata)
+    return EditFiles(found_checkpoint, found_facex, roles, metadata, clip)

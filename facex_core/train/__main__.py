@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .. import arguments
 from ..cli import common_options, run
-from ..errors import ConfigError, UsageError
+from ..errors import UsageError
 from ..model.config import FaceXConfig
 from ..model.kept_configs import config_dir
 from ..models.locate import (
@@ -100,11 +100,8 @@ def _train(args: argparse.Namespace) -> int:
                          "accelerate launch or CUDA_VISIBLE_DEVICES.")
     config = _with_model_files(TrainConfig.from_file(args.config, args.set), roots_from_models_dir(args.models_dir))
     config_dir(config.base_config)
-    if not any(Path(config.prepared, "shards").glob("*.safetensors")):
-        raise ConfigError(f"prepared {config.prepared}: no shards in {Path(config.prepared, 'shards')}; run "
-                          "python -m facex_core.train prepare first, or --set prepared=FOLDER.")
 
-    from .trainer import Trainer
+    from .trainer import Trainer  # it reads the shard headers before it loads a model
 
     print(f"trained: {Trainer(config).run()}")
     return 0

@@ -45,7 +45,7 @@ def read_shards(prepared: str | Path) -> list[ShardInfo]:
         shards.append(ShardInfo(path, metadata["clip"], int(metadata["frames"]), int(metadata["resolution"]),
                                 json.loads(metadata["extractors"])))
     if not shards:
-        raise FaceXError(f"No prepared shards in {Path(prepared, 'shards')}; run `python -m facex_core.train prepare` "
+        raise FaceXError(f"No prepared shards in {Path(prepared, 'shards')}; run python -m facex_core.train prepare "
                          f"first.")
     return shards
 
