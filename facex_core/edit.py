@@ -12,12 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .errors import ImageWithoutFaceError, NoFaceError
 from .faces.crops import FaceCrops, detect_and_align
 from .faces.detect import FaceDetector
-from .faces.paste import paste_back
+from .faces.paste import paste_back, soften
 from .ford.clip_vision import ClipVisionEncoder
 from .ford.extractors import FordExtractors, FordOutputs
 from .ford.region_features import encode_regions
@@ -184,7 +183,5 @@ class FaceXEditor:
 def _pasted(generated: Generated) -> torch.Tensor:
     """The generated crops pasted into the target image through the feathered fusion mask, so
     every pixel the task keeps stays the target's."""
-    fusion = generated.fusion
-    radius = max(1, round(DEFAULT_MARGIN * fusion.shape[-1]))
-    soft = F.avg_pool2d(fusion[:, None], 2 * radius + 1, stride=1, padding=radius)[:, 0]
-    return paste_back(generated.target.image, generated.target.faces, generated.crops, masks=soft)
+    return paste_back(generated.target.image, generated.target.faces, generated.crops,
+                      masks=soften(generated.fusion, DEFAULT_MARGIN))

@@ -8,7 +8,12 @@ colour drift diffusion models often add.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 import torch
+import torch.nn.functional as F
 from kornia.color import lab_to_rgb, rgb_to_lab
 
 from ..errors import BatchSizeError
@@ -45,6 +50,17 @@ def match_colors(edited: torch.Tensor, reference: torch.Tensor, mask: torch.Tens
     return rgb.permute(1, 2, 0).clamp(0, 1)
 
 
+def soften(masks: torch.Tensor, fraction: float) -> torch.Tensor:
+    """[N, S, S] masks with edges blurred over `fraction` x S (a box filter): the soft edge a
+    pasted region needs so that it blends in. Zero stays zero beyond that width, so pixels
+    farther from the mask are kept exactly."""
+    radius = round(fraction * masks.shape[-1])
+    if radius <= 0:
+        return masks
+    return F.avg_pool2d(masks[:, None].float(), 2 * radius + 1, stride=1, padding=radius,
+                        count_include_pad=False)[:, 0]
+
+
 def paste_back(
     images: torch.Tensor,
     faces: FaceCrops,
@@ -56,7 +72,9 @@ def paste_back(
     """Return a copy of `images` [B, H, W, 3] with each face's crop pasted where it came from.
 
     `crops` [N, S, S, 3] are the edited crops (default: the faces' own crops); `masks`
-    [N, S, S] optionally limit what is pasted (e.g. a parsing mask of the face).
+    [N, S, S] optionally limit what is pasted (e.g. the fusion mask of an edit). Frames
+    without a face are returned unchanged; pixels where the blend weight is 0 keep their
+    exact values.
     """
     crops = faces.crops if crops is None else crops
     if crops.shape[0] != len(faces):
@@ -64,6 +82,24 @@ def paste_back(
             f"{crops.shape[0]} edited crops were given for {len(faces)} faces; connect the crops "
             "made from these same faces."
         )
+    _check_images(images, faces)
+    if crops.shape[1:3] != faces.crops.shape[1:3]:
+        crops = torch.nn.functional.interpolate(
+            crops.permute(0, 3, 1, 2), size=faces.crops.shape[1:3], mode="bicubic", antialias=True
+        ).permute(0, 2, 3, 1).clamp(0, 1)
+    out = images.clone()
+    inverse = faces.inverse_matrices
+    for i, mask in enumerate(_blend_masks(faces, feather, masks)):
+        crop = match_colors(crops[i], faces.crops[i], mask) if color_match else crops[i]
+        window = _Window.of(inverse[i], faces.size, faces.image_hw)
+        back = warp_image(crop.permute(2, 0, 1), window.matrix, window.hw, padding="zeros")
+        alpha = _to_window(mask, window)[..., None]
+        region = out[int(faces.image_index[i]), window.rows, window.cols]
+        region.copy_(region * (1 - alpha) + back.permute(1, 2, 0).clamp(0, 1) * alpha)
+    return out
+
+
+def _check_images(images: torch.Tensor, faces: FaceCrops) -> None:
     if tuple(images.shape[1:3]) != tuple(faces.image_hw):
         raise BatchSizeError(
             f"The images are {images.shape[2]}x{images.shape[1]} but the faces were found in "
@@ -74,37 +110,68 @@ def paste_back(
             f"The faces come from a batch of at least {int(faces.image_index.max()) + 1} images "
             f"but {images.shape[0]} were given to paste into."
         )
-    if crops.shape[1:3] != faces.crops.shape[1:3]:
-        crops = torch.nn.functional.interpolate(
-            crops.permute(0, 3, 1, 2), size=faces.crops.shape[1:3], mode="bicubic", antialias=True
-        ).permute(0, 2, 3, 1).clamp(0, 1)
+
+
+def _blend_masks(faces: FaceCrops, feather: float, masks: torch.Tensor | None) -> Iterator[torch.Tensor]:
+    """Each face's crop-space blend weights: the feathered border, times its mask if given."""
     if masks is not None and masks.shape[0] not in (1, len(faces)):
         raise BatchSizeError(f"{masks.shape[0]} masks were given for {len(faces)} faces; give one mask, or one per "
                              f"face.")
-    out = images.clone()
-    border = feather_mask(faces.size, feather, images.device)
-    inverse = faces.inverse_matrices
-    for i in range(len(faces)):
-        mask = border if masks is None else border * masks[i % masks.shape[0]].to(border)
-        crop = crops[i]
-        if color_match:
-            crop = match_colors(crop, faces.crops[i], mask)
-        target = int(faces.image_index[i])
-        back = warp_image(crop.permute(2, 0, 1), inverse[i], faces.image_hw, padding="zeros")
-        alpha = _to_image(mask, inverse[i], faces.image_hw)[..., None]
-        out[target] = out[target] * (1 - alpha) + back.permute(1, 2, 0).clamp(0, 1) * alpha
-    return out
-
-
-def _to_image(mask: torch.Tensor, inverse: torch.Tensor, image_hw: tuple[int, int]) -> torch.Tensor:
-    """A crop-space [S, S] mask warped to its image by the crop's inverse matrix, [H, W] in 0..1."""
-    return warp_image(mask[None], inverse, image_hw, mode="bilinear", padding="zeros")[0].clamp(0, 1)
-
-
-def face_coverage(faces: FaceCrops, batch_size: int, feather: float = 0.1) -> torch.Tensor:
-    """[B, H, W] mask of where paste-back writes in each image (the union over its faces)."""
-    coverage = faces.crops.new_zeros(batch_size, *faces.image_hw)
     border = feather_mask(faces.size, feather, faces.crops.device)
-    for owner, inverse in zip(faces.image_index.tolist(), faces.inverse_matrices, strict=True):
-        coverage[owner] = torch.maximum(coverage[owner], _to_image(border, inverse, faces.image_hw))
-    return coverage
+    for i in range(len(faces)):
+        yield border if masks is None else border * masks[i % masks.shape[0]].to(border)
+
+
+@dataclass(frozen=True)
+class _Window:
+    """The part of an image a crop can reach when warped back: warping into it instead of the
+    whole frame costs the face's area, not the image's (a 4K frame or a long video)."""
+
+    top: int
+    left: int
+    hw: tuple[int, int]
+    matrix: torch.Tensor  # crop pixels -> window pixels
+
+    # Crop-space bounds that still carry weight: a bicubic kernel reaches 2 pixels past the edge.
+    REACH = 2
+
+    @classmethod
+    def of(cls, inverse: torch.Tensor, size: int, image_hw: tuple[int, int]) -> _Window:
+        low, high = -cls.REACH, size - 1 + cls.REACH
+        corners = inverse.new_tensor([[low, low], [high, low], [low, high], [high, high]])
+        mapped = corners @ inverse[:, :2].T + inverse[:, 2]
+        height, width = image_hw
+        left = min(max(math.floor(float(mapped[:, 0].min())) - 1, 0), width)
+        top = min(max(math.floor(float(mapped[:, 1].min())) - 1, 0), height)
+        right = max(min(math.ceil(float(mapped[:, 0].max())) + 2, width), left)
+        bottom = max(min(math.ceil(float(mapped[:, 1].max())) + 2, height), top)
+        matrix = inverse.clone()
+        matrix[0, 2] -= left
+        matrix[1, 2] -= top
+        return cls(top, left, (bottom - top, right - left), matrix)
+
+    @property
+    def rows(self) -> slice:
+        return slice(self.top, self.top + self.hw[0])
+
+    @property
+    def cols(self) -> slice:
+        return slice(self.left, self.left + self.hw[1])
+
+
+def _to_window(mask: torch.Tensor, window: _Window) -> torch.Tensor:
+    """A crop-space [S, S] mask warped into its window of the image, [h, w] in 0..1."""
+    return warp_image(mask[None], window.matrix, window.hw, mode="bilinear", padding="zeros")[0].clamp(0, 1)
+
+
+def face_coverage(faces: FaceCrops, batch_size: int, feather: float = 0.1,
+                masks: torch.Tensor | None = None) -> torch.Tensor:
+    """[B, H, W] blend weight paste-back uses in each image (the union over its faces): 0
+    where every pixel is kept exactly."""
+    area = faces.crops.new_zeros(batch_size, *faces.image_hw)
+    inverse = faces.inverse_matrices
+    for i, mask in enumerate(_blend_masks(faces, feather, masks)):
+        window = _Window.of(inverse[i], faces.size, faces.image_hw)
+        region = area[int(faces.image_index[i]), window.rows, window.cols]
+        region.copy_(torch.maximum(region, _to_window(mask, window)))
+    return area
