@@ -109,6 +109,27 @@ def test_missing_detector_names_the_path_and_the_download(tmp_path):
     assert "python -m facex_core.models download buffalo_l/det_10g" in str(caught.value)
 
 
+def test_frames_without_a_usable_face_can_be_skipped_and_the_others_aligned(tmp_path):
+    """A video whose face leaves the shot: with skip_faceless the frames without a face (or
+    with one below the minimum size) give no crop, the others keep their frame numbers; a
+    wrong face index stays an error, as it is the user's setting, not the footage."""
+    names = [f"same_identity/ai_ltx2_woman/frame_{n:03d}.png" for n in (0, 13)]
+    detector = FaceDetector(planted_detector_file(tmp_path / "det.onnx", [annotated(n) for n in names], keyed=True),
+                            "cpu")
+    first = image_tensor(names[0])
+    coffee = torch.nn.functional.interpolate(image_tensor("bad/no_face_coffee.png").permute(0, 3, 1, 2),
+                                             size=first.shape[1:3], mode="bilinear").permute(0, 2, 3, 1)
+    frames = torch.cat([first, coffee, image_tensor(names[1])])
+    with pytest.raises(NoFaceError, match="No face was found in image 1"):
+        detect_and_align(frames, detector, 256)
+    faces = detect_and_align(frames, detector, 256, skip_faceless=True)
+    assert faces.image_index.tolist() == [0, 2] and faces.crops.shape == (2, 256, 256, 3)
+    with pytest.raises(FaceIndexError, match="face index 3 was asked for"):
+        detect_and_align(frames, detector, 256, choice="index", index=3, skip_faceless=True)
+    with pytest.raises(NoFaceError, match="none of the 3 image"):
+        detect_and_align(frames, detector, 256, min_size=10_000, skip_faceless=True)
+
+
 def test_all_faces_skips_small_ones_and_fails_only_when_none_is_left(planted_detector):
     found = planted_detector(GROUP).detect(read_image_file(annotated(GROUP).path))
     sizes = sorted(face.size for face in found)

@@ -81,22 +81,25 @@ def align_faces(images: torch.Tensor, faces_per_image: list[list[DetectedFace]],
     if size not in CROP_SIZES:
         raise UsageError(f"crop size must be one of {CROP_SIZES}, not {size}")
     template = ffhq_template(size)
-    crops, matrices, kps, boxes, scores, owners = [], [], [], [], [], []
+    count = sum(len(faces) for faces in faces_per_image)
+    if count == 0:
+        raise NoFaceError(f"No face to align: none of the {len(faces_per_image)} image(s) has a face.")
+    # Filled in place: a long video's crops are held once, not once in a list and again stacked.
+    crops = images.new_empty(count, size, size, 3)
+    matrices, kps, boxes, scores, owners = [], [], [], [], []
     for image_index, faces in enumerate(faces_per_image):
         chw = images[image_index].permute(2, 0, 1)
         for face in faces:
             matrix = torch.as_tensor(eye_anchored_matrix(face.kps, template), dtype=torch.float32, device=images.device)
-            crops.append(warp_image(chw, matrix, (size, size)).clamp(0, 1).permute(1, 2, 0))
+            crops[len(matrices)] = warp_image(chw, matrix, (size, size)).clamp(0, 1).permute(1, 2, 0)
             matrices.append(matrix)
             kps.append(torch.as_tensor(face.kps, dtype=torch.float32))
             boxes.append(torch.as_tensor(face.box, dtype=torch.float32))
             scores.append(face.score)
             owners.append(image_index)
-    if not crops:
-        raise NoFaceError("No face to align: the face list is empty for every image.")
     device = images.device
     return FaceCrops(
-        crops=torch.stack(crops),
+        crops=crops,
         matrices=torch.stack(matrices),
         kps=torch.stack(kps).to(device),
         boxes=torch.stack(boxes).to(device),
@@ -113,11 +116,12 @@ def detect_and_align(
     choice: str = "largest",
     index: int = 0,
     min_size: float = 32.0,
+    skip_faceless: bool = False,
 ) -> FaceCrops:
     """Detect, choose and align faces for every image of a [B, H, W, 3] batch."""
     detections = detector.detect_batch(images)
     chosen = [
-        choose_faces(faces, choice, index, min_size, image_index)
+        choose_faces(faces, choice, index, min_size, image_index, skip_faceless)
         for image_index, faces in enumerate(detections)
     ]
     return align_faces(images, chosen, size)

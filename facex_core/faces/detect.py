@@ -93,8 +93,7 @@ class FaceDetector:
 
     def detect_batch(self, images: torch.Tensor) -> list[list[DetectedFace]]:
         """Faces of every image of a [B, H, W, 3] float batch."""
-        frames = to_uint8(images)
-        return [self.detect(frame, index) for index, frame in enumerate(frames)]
+        return [self.detect(to_uint8(image), index) for index, image in enumerate(images)]
 
 
 def choose_faces(
@@ -103,11 +102,24 @@ def choose_faces(
     index: int = 0,
     min_size: float = 32.0,
     image_index: int = 0,
+    skip_faceless: bool = False,
 ) -> list[DetectedFace]:
     """Pick faces from one image: the largest, one by index (left to right), or all that
-    reach `min_size` (a chosen face below it is an error, as is 'all' with none left)."""
+    reach `min_size` (a chosen face below it is an error, as is 'all' with none left).
+    With `skip_faceless`, an image without a usable face (none found, or the chosen one too
+    small) gives no face instead, so a video's frames without a face are kept as they are."""
     if choice not in FACE_CHOICES:
         raise UsageError(f"face choice must be one of {FACE_CHOICES}, not {choice!r}")
+    try:
+        return _chosen(faces, choice, index, min_size, image_index)
+    except (NoFaceError, FaceTooSmallError):
+        if skip_faceless:
+            return []
+        raise
+
+
+def _chosen(faces: list[DetectedFace], choice: str, index: int, min_size: float,
+            image_index: int) -> list[DetectedFace]:
     if not faces:
         raise NoFaceError(
             f"No face was found in image {image_index}. Use an image where a face is clearly "
