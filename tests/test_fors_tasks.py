@@ -8,8 +8,15 @@ import torch
 from facex_core.errors import BatchSizeError, MissingInputError, UnknownNameError
 from facex_core.ford.regions import REGION_NAMES
 from facex_core.fors.assemble import assemble
-from facex_core.fors.representation import FaceRepresentation, expression_from, scale_expression, set_gaze, set_pose
-from facex_core.fors.tasks import TASKS, custom_row, parse_picks, row_for, task_row
+from facex_core.fors.representation import (
+    FaceRepresentation,
+    edit_pose,
+    expression_from,
+    scale_expression,
+    set_gaze,
+    set_pose,
+)
+from facex_core.fors.tasks import TASKS, TaskChoice, custom_row, parse_picks, row_for, task_row
 
 S, T, R = "source", "target", "reference"
 FACE = {"eyebrows", "eyes", "nose", "lips", "skin"}
@@ -117,6 +124,28 @@ def test_motion_edits_in_degrees():
     assert set_gaze(rep, yaw=20, pitch=5).gaze[0].tolist() == pytest.approx([math.radians(20), math.radians(5)])
     assert torch.equal(scale_expression(constant(2.0), 0.5).expression, torch.ones(1, 64))
     assert torch.equal(expression_from(constant(1.0, 3), constant(7.0)).expression, torch.full((3, 64), 7.0))
+
+
+def test_each_head_angle_is_edited_on_its_own():
+    """Motion Edit's contract: setting yaw leaves pitch and roll as measured (the node once
+    zeroed them), offsets add, keep keeps."""
+    rep = set_pose(constant(0.0), pitch=-10, yaw=30, roll=5)
+    pitch, yaw, roll = (rep.pose[0, axis].item() for axis in range(3))
+    edited = edit_pose(rep, {"yaw": ("set", 15.0), "pitch": ("keep", 40.0), "roll": ("offset", -5.0)})
+    # the pose is float32: angles agree to its rounding of radians, 1e-7
+    assert edited.pose[0, :3].tolist() == pytest.approx([pitch, math.radians(15), roll - math.radians(5)], abs=1e-6)
+    assert torch.equal(edited.pose[0, 3:], rep.pose[0, 3:])
+    assert torch.equal(edit_pose(rep, {"yaw": ("keep", 20.0)}).pose, rep.pose)
+    with pytest.raises(UnknownNameError, match="pose mode"):
+        edit_pose(rep, {"yaw": ("turn", 20.0)})
+
+
+def test_a_task_choice_is_checked_once_and_builds_the_row_for_each_assembler():
+    choice = TaskChoice.parse("mixture_editing", "eyes=source,hair=reference")
+    assert choice.row(has_source=True).identity == "source" and choice.row().identity == "target"
+    assert choice.row().regions["hair"] == "reference"
+    with pytest.raises(UnknownNameError, match="wings"):
+        TaskChoice.parse("attribute_editing", "wings")
 
 
 def test_user_picks_become_rows():

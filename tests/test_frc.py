@@ -10,7 +10,7 @@ from diffusers import UNet2DConditionModel
 from facex_core.errors import BatchSizeError, ModelFileError
 from facex_core.model.config import FaceXConfig
 from facex_core.model.diffusers_binding import DiffusersFRC, block_specs, transformer_blocks
-from facex_core.model.facex import FaceXModel, drop_condition
+from facex_core.model.facex import FaceXModel, check_reference, drop_condition
 from facex_core.model.frc import PreparedContext, SamplingContext, chunk_contexts, frc_on_chunks
 
 CONTEXT = 768
@@ -227,3 +227,17 @@ def test_the_cache_holds_one_copy_per_face_however_many_latents_use_it_and_is_re
     assert sampling.nbytes == expected
     sampling.release()
     assert sampling.nbytes == 0
+
+
+@pytest.mark.parametrize("faces, shape, words", [
+    (3, (1, 64, 64, 3), "The representation holds 3 face(s) but the reference I_R holds 1 image(s)"),
+    (1, (3, 64, 64, 3), "The representation holds 1 face(s) but the reference I_R holds 3 image(s)"),
+    (2, (2, 128, 128, 3), "cut at 128x128 px, but this FaceX model works on 64 px crops; cut the faces at 64 px"),
+])
+def test_a_reference_for_other_faces_or_another_crop_size_is_named(faces, shape, words):
+    """N representations with one I_R (or the reverse) would otherwise broadcast or fail deep
+    inside torch.cat; a 512 px crop for a 256 px model would fail in the patch embedding."""
+    config = tiny_facex(tiny_unet()).config
+    check_reference(config, 2, torch.zeros(2, 64, 64, 3))
+    with pytest.raises(BatchSizeError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        check_reference(config, faces, torch.zeros(shape))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
-from ..errors import BatchSizeError
+from ..errors import BatchSizeError, UnknownNameError
 from ..ford.extractors import FordOutputs
 from ..ford.identity import IdentityFeatures
 from ..ford.motion import Motion3DMM
@@ -120,6 +120,22 @@ def set_pose(rep: Moving, pitch: float | None = None, yaw: float | None = None,
             value = math.radians(degrees)
             pose[:, axis] = pose[:, axis] + value if relative else value
     return replace(rep, pose=pose)
+
+
+POSE_MODES = ("keep", "set", "offset")
+
+
+def edit_pose(rep: Moving, edits: dict[str, tuple[str, float]]) -> Moving:
+    """Edit each head angle on its own: {"yaw": ("set", 15.0), "roll": ("offset", -5.0), ...};
+    an axis left out or in mode "keep" is unchanged (setting yaw never zeroes pitch or roll)."""
+    unknown = sorted({mode for mode, _ in edits.values()} - set(POSE_MODES))
+    if unknown:
+        raise UnknownNameError(f"pose mode(s) {unknown}; use one of {POSE_MODES}")
+    for mode in ("set", "offset"):
+        angles = {axis: degrees for axis, (chosen, degrees) in edits.items() if chosen == mode}
+        if angles:
+            rep = set_pose(rep, **angles, relative=mode == "offset")
+    return rep
 
 
 def set_gaze(rep: Moving, yaw: float, pitch: float) -> Moving:

@@ -148,3 +148,25 @@ def row_for(task: str, picks: dict[str, str] | None = None, identity: str = "tar
         return custom_row(picks, identity=identity, name="mixture_editing")
     row = task_row(task)
     return row.with_regions(list(picks), "reference") if picks else row
+
+
+@dataclass(frozen=True)
+class TaskChoice:
+    """A task and the user's picks, chosen once for every stage that builds the task's row
+    (the representation and I_R must come from the same row)."""
+
+    task: str
+    picks: dict[str, str]
+
+    @classmethod
+    def parse(cls, task: str, picks: str) -> TaskChoice:
+        """From the picks text ('hair,eyebrows' or 'eyes=source,hair=reference'); a wrong task,
+        region or input is named here, before any face is processed."""
+        choice = cls(task, parse_picks(picks))
+        choice.row()
+        return choice
+
+    def row(self, has_source: bool = False) -> TaskRow:
+        """The row; a mixture takes its identity from the source face when one is given."""
+        return row_for(self.task, self.picks, identity="source" if has_source else "target")
+

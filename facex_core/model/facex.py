@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import BatchSizeError, ConfigError
 from ..ford.region_features import FPNAdapter, FPNConfig
 from ..fors.representation import FaceRepresentation
 from .adapters import InpaintEncoder, RepresentationAdapter, SDAdapter
@@ -34,6 +34,7 @@ class FaceXModel(nn.Module):
 
     def context(self, rep: FaceRepresentation, reference: torch.Tensor) -> torch.Tensor:
         """f_SD [N, context_tokens, context_dim] from the assembled representation and I_R [N, S, S, 3]."""
+        check_reference(self.config, len(rep), reference)
         tokens = torch.cat([self.representation_adapter(rep), self.inpaint_encoder(reference)], 1)
         return self.sd_adapter(tokens)
 
@@ -44,6 +45,19 @@ class FaceXModel(nn.Module):
     def prepare(self, context: torch.Tensor, fuse_output: bool = False) -> list[PreparedContext]:
         """Every FRC layer's keys and values for `context`: computed once per sampling run."""
         return [layer.prepare(context, fuse_output) for layer in self.frc]
+
+
+def check_reference(config: FaceXConfig, faces: int, reference: torch.Tensor) -> None:
+    """I_R must hold one image per face of the representation, at the crop size the model was
+    trained on; otherwise say which, before any network runs."""
+    if reference.ndim != 4 or reference.shape[0] != faces:
+        count = reference.shape[0] if reference.ndim == 4 else "no batch of"
+        raise BatchSizeError(f"The representation holds {faces} face(s) but the reference I_R holds {count} "
+                             f"image(s); connect the I_R and the representation made from the same faces.")
+    size = tuple(reference.shape[1:3])
+    if size != (config.resolution, config.resolution):
+        raise BatchSizeError(f"The faces were cut at {size[1]}x{size[0]} px, but this FaceX model works on "
+                             f"{config.resolution} px crops; cut the faces at {config.resolution} px.")
 
 
 def drop_condition(context: torch.Tensor, null: torch.Tensor, dropped: torch.Tensor) -> torch.Tensor:
