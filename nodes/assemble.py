@@ -1,4 +1,4 @@
-"""FORS nodes: Representation Assembler, Region Assembler and Motion Edit."""
+"""FORS nodes: FaceX Task, Representation Assembler, Region Assembler and Motion Edit."""
 
 from __future__ import annotations
 
@@ -8,28 +8,43 @@ from facex_core.errors import MissingInputError
 from facex_core.fors import representation as motion_edits
 from facex_core.fors.assemble import assemble
 from facex_core.fors.reference import DEFAULT_MARGIN, FaceImages, compose_reference
-from facex_core.fors.representation import FaceRepresentation
-from facex_core.fors.tasks import TASKS, parse_picks, row_for
+from facex_core.fors.representation import POSE_MODES, FaceRepresentation
+from facex_core.fors.tasks import TASKS, TaskChoice
 
-from .types import FaceXFaces, FaceXIdentity, FaceXMotion, FaceXRegions, FaceXRepresentation
+from .types import FaceXFaces, FaceXIdentity, FaceXMotion, FaceXRegions, FaceXRepresentation, FaceXTask
 
 CATEGORY = "FaceX"
 ROLES = ("source", "target", "reference")
+AXES = {"yaw": "head turn (yaw)", "pitch": "head nod (pitch)", "roll": "head tilt (roll)"}
 PICKS_TOOLTIP = ("Attribute editing: regions taken from the reference, e.g. 'hair,eyebrows'. Mixture editing: "
                  "region=input pairs, e.g. 'eyes=source,hair=reference'. Ignored by the other tasks.")
 
 
-def _row(task: str, picks: str, has_source: bool):
-    return row_for(task, parse_picks(picks),
-                   identity="source" if has_source and task == "mixture_editing" else "target")
+def _task_input():
+    return FaceXTask.Input("task", tooltip="From FaceX Task: the same task must drive both assemblers.")
 
 
-def _task_inputs() -> list:
-    return [
-        io.Combo.Input("task", options=list(TASKS), default="face_swap",
-                       tooltip="The FaceX task; it decides which face each part comes from."),
-        io.String.Input("picks", default="", tooltip=PICKS_TOOLTIP),
-    ]
+class FaceXTaskNode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="FaceXTask",
+            display_name="FaceX Task",
+            category=CATEGORY,
+            description="The FaceX task and, for attribute and mixture editing, which regions come from which "
+                        "face. Connect it to both assemblers so the representation and I_R follow the same row "
+                        "of the task table.",
+            inputs=[
+                io.Combo.Input("task", options=list(TASKS), default="face_swap",
+                               tooltip="The FaceX task; it decides which face each part comes from."),
+                io.String.Input("picks", default="", tooltip=PICKS_TOOLTIP),
+            ],
+            outputs=[FaceXTask.Output(display_name="task", tooltip="Feed both assemblers.")],
+        )
+
+    @classmethod
+    def execute(cls, task, picks) -> io.NodeOutput:
+        return io.NodeOutput(TaskChoice.parse(task, picks))
 
 
 def _role_inputs(*parts: tuple) -> list:
@@ -51,13 +66,13 @@ class FaceXRepresentationAssembler(io.ComfyNode):
             description="Builds the FaceX input for a task: identity, motion, every region token, texture and "
                         "lighting, "
                         "each from the face the task table names (one source can drive many target frames).",
-            inputs=[*_task_inputs(), *role_inputs],
+            inputs=[_task_input(), *role_inputs],
             outputs=[FaceXRepresentation.Output(display_name="representation",
                                                 tooltip="The assembled representation.")],
         )
 
     @classmethod
-    def execute(cls, task, picks, **parts) -> io.NodeOutput:
+    def execute(cls, task, **parts) -> io.NodeOutput:
         faces = {}
         for role in ROLES:
             given = [parts.get(f"{role}_{part}") for part in ("identity", "motion", "regions")]
@@ -66,7 +81,7 @@ class FaceXRepresentationAssembler(io.ComfyNode):
                 faces[role] = FaceRepresentation.from_parts(identity, motion, regions.tokens)
             elif any(item is not None for item in given):
                 raise MissingInputError(f"The {role} face needs identity, motion and regions connected together.")
-        row = _row(task, picks, "source" in faces)
+        row = task.row(has_source="source" in faces)
         return io.NodeOutput(assemble(row, faces.get("source"), faces.get("target"), faces.get("reference")))
 
 
@@ -81,7 +96,7 @@ class FaceXRegionAssembler(io.ComfyNode):
             description="Composes the inpainting reference I_R for a task (e.g. the source face on the target's hair "
                         "and background) and the fusion mask: only where it is white may the sampler change pixels.",
             inputs=[
-                *_task_inputs(),
+                _task_input(),
                 *role_inputs,
                 io.Mask.Input("hole", optional=True,
                               tooltip="Inpainting: the area to fill, drawn on the target image (white = fill)."),
@@ -92,12 +107,12 @@ class FaceXRegionAssembler(io.ComfyNode):
             outputs=[
                 io.Image.Output(display_name="reference", tooltip="I_R, one per target face."),
                 io.Mask.Output(display_name="fusion_mask", tooltip="Where the face may change (crop space); feed it to "
-                               "Set Latent Noise Mask so everything else is kept exactly."),
+                               "Set Latent Noise Mask and to Paste Back so everything else is kept exactly."),
             ],
         )
 
     @classmethod
-    def execute(cls, task, picks, margin, hole=None, **parts) -> io.NodeOutput:
+    def execute(cls, task, margin, hole=None, **parts) -> io.NodeOutput:
         images = {}
         for role in ROLES:
             faces, regions = parts.get(f"{role}_faces"), parts.get(f"{role}_regions")
@@ -105,7 +120,7 @@ class FaceXRegionAssembler(io.ComfyNode):
                 images[role] = FaceImages(faces.crops, regions.masks.to(faces.crops))
         target = parts["target_faces"]
         crop_hole = None if hole is None else target.to_crops(hole)
-        row = _row(task, picks, "source" in images)
+        row = task.row(has_source="source" in images)
         reference, fusion = compose_reference(row, images.get("source"), images["target"], images.get("reference"),
                                               crop_hole, margin)
         return io.NodeOutput(reference, fusion)
@@ -122,11 +137,10 @@ class FaceXMotionEdit(io.ComfyNode):
             description="Changes head pose, gaze and expression of extracted motion before assembly (motion editing).",
             inputs=[
                 FaceXMotion.Input("motion", tooltip="Motion from the 3DMM Motion Extractor."),
-                io.Combo.Input("pose_mode", options=["keep", "set", "offset"], default="keep",
-                               tooltip="keep the pose, set the angles below, or add them to the current ones."),
-                io.Float.Input("yaw", tooltip="Head turn (yaw) in degrees.", **angle),
-                io.Float.Input("pitch", tooltip="Head nod (pitch) in degrees.", **angle),
-                io.Float.Input("roll", tooltip="Head tilt (roll) in degrees.", **angle),
+                *(part for axis, what in AXES.items() for part in (
+                    io.Combo.Input(f"{axis}_mode", options=list(POSE_MODES), default="keep",
+                                   tooltip=f"keep the {what}, set it to the angle below, or add the angle to it."),
+                    io.Float.Input(axis, tooltip=f"{what.capitalize()} in degrees.", **angle))),
                 io.Boolean.Input("change_gaze", default=False, tooltip="Replace the gaze with the two angles below."),
                 io.Float.Input("gaze_yaw", tooltip="Gaze left/right in degrees.", **angle),
                 io.Float.Input("gaze_pitch", tooltip="Gaze up/down in degrees.", **angle),
@@ -139,10 +153,9 @@ class FaceXMotionEdit(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, motion, pose_mode, yaw, pitch, roll, change_gaze, gaze_yaw, gaze_pitch, expression_scale,
-                expression_reference=None) -> io.NodeOutput:
-        if pose_mode != "keep":
-            motion = motion_edits.set_pose(motion, pitch, yaw, roll, relative=pose_mode == "offset")
+    def execute(cls, motion, change_gaze, gaze_yaw, gaze_pitch, expression_scale, expression_reference=None,
+                **pose) -> io.NodeOutput:
+        motion = motion_edits.edit_pose(motion, {axis: (pose[f"{axis}_mode"], pose[axis]) for axis in AXES})
         if change_gaze:
             motion = motion_edits.set_gaze(motion, gaze_yaw, gaze_pitch)
         if expression_reference is not None:
@@ -150,4 +163,4 @@ class FaceXMotionEdit(io.ComfyNode):
         return io.NodeOutput(motion_edits.scale_expression(motion, expression_scale))
 
 
-NODES = [FaceXRepresentationAssembler, FaceXRegionAssembler, FaceXMotionEdit]
+NODES = [FaceXTaskNode, FaceXRepresentationAssembler, FaceXRegionAssembler, FaceXMotionEdit]

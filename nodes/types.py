@@ -8,3 +8,4 @@ FaceXIdentity = io.Custom("FACEX_ID")  # facex_core.ford.identity.IdentityFeatur
 FaceXMotion = io.Custom("FACEX_MOTION")  # facex_core.fors.representation.FaceMotion
 FaceXRegions = io.Custom("FACEX_REGIONS")  # facex_core.ford.region_features.FaceRegions
 FaceXRepresentation = io.Custom("FACEX_REPRESENTATION")  # facex_core.fors.representation.FaceRepresentation
+FaceXTask = io.Custom("FACEX_TASK")  # facex_core.fors.tasks.TaskChoice

@@ -15,9 +15,10 @@ def detect_graph(image: str, detector: str = "models/buffalo_l/det_10g.onnx", si
         "1": {"class_type": "LoadImage", "inputs": {"image": image}},
         "2": {"class_type": "FaceXDetectAlign", "inputs": {
             "image": ["1", 0], "detector": detector, "face": "largest", "index": 0, "size": size,
-            "min_face_size": 32, "threshold": 0.5}},
+            "min_face_size": 32, "threshold": 0.5, "skip_frames_without_face": False}},
         "3": {"class_type": "FaceXPasteBack", "inputs": {
-            "crops": ["2", 1], "faces": ["2", 0], "image": ["1", 0], "feather": 0.1, "color_match": False}},
+            "crops": ["2", 1], "faces": ["2", 0], "image": ["1", 0], "feather": 0.1, "color_match": False,
+            "mask_feather": 0.04}},
         "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "pasted"}},
         "5": {"class_type": "SaveImage", "inputs": {"images": ["2", 1], "filename_prefix": "crop"}},
     }
@@ -25,7 +26,7 @@ def detect_graph(image: str, detector: str = "models/buffalo_l/det_10g.onnx", si
 
 def test_every_node_is_listed_with_a_description_and_input_tooltips(comfy_server):
     info = comfy_server.get("/object_info")
-    assert len(PACK_NODE_IDS) == 12
+    assert len(PACK_NODE_IDS) == 13
     for node_id in sorted(PACK_NODE_IDS):
         node = info[node_id]
         assert node["category"] == "FaceX" and node["description"], node_id

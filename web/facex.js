@@ -1,9 +1,9 @@
-// FaceX frontend extension: a region picker on the two assembler nodes, with task presets,
-// and one task/picks setting shared by every assembler in a graph (both must build the
-// same task row). Plain DOM, no remote requests.
+// FaceX frontend extension: a region picker on the FaceX Task node, with task presets. The
+// task node feeds both assemblers, so they always build the same task row. Plain DOM, no
+// remote requests.
 import { app } from "../../scripts/app.js";
 
-const ASSEMBLERS = ["FaceXRepresentationAssembler", "FaceXRegionAssembler"];
+const TASK_NODE = "FaceXTask";
 // facex_core.ford.regions.REGION_NAMES, in order (a tier-1 test keeps the two equal).
 const REGIONS = ["eyebrows", "eyes", "nose", "lips", "ears", "skin", "hair", "background",
                  "glasses", "hat", "earrings", "neck", "cloth"];
@@ -30,20 +30,6 @@ function formatPicks(picks, kind) {
 
 function widget(node, name) {
   return node.widgets?.find((w) => w.name === name);
-}
-
-function shareSettings(source) {
-  // Give every other assembler the same task and picks.
-  const task = widget(source, "task")?.value;
-  const picks = widget(source, "picks")?.value;
-  for (const node of app.graph?._nodes ?? []) {
-    if (node === source || !ASSEMBLERS.includes(node.comfyClass)) continue;
-    const taskWidget = widget(node, "task");
-    const picksWidget = widget(node, "picks");
-    if (taskWidget && taskWidget.value !== task) taskWidget.value = task;
-    if (picksWidget && picksWidget.value !== picks) picksWidget.value = picks;
-  }
-  app.graph?.setDirtyCanvas(true, false);
 }
 
 function closeOnEscape(dialog) {
@@ -101,7 +87,7 @@ function openPicker(node) {
   apply.textContent = "Apply";
   apply.onclick = () => {
     picksWidget.value = formatPicks(picks, picker.kind);
-    shareSettings(node);
+    app.graph?.setDirtyCanvas(true, false);
     dialog.remove();
   };
   const cancel = document.createElement("button");
@@ -116,7 +102,7 @@ function openPicker(node) {
 app.registerExtension({
   name: "FaceX.RegionPicker",
   async beforeRegisterNodeDef(nodeType, nodeData) {
-    if (!ASSEMBLERS.includes(nodeData.name)) return;
+    if (nodeData.name !== TASK_NODE) return;
     const created = nodeType.prototype.onNodeCreated;
     nodeType.prototype.onNodeCreated = function () {
       const result = created?.apply(this, arguments);
@@ -124,16 +110,13 @@ app.registerExtension({
       // and the prompt sent to the server (options.serialize).
       const button = this.addWidget("button", "pick regions…", null, () => openPicker(this), { serialize: false });
       button.serialize = false;
-      for (const name of ["task", "picks"]) {
-        const target = widget(this, name);
-        if (!target) continue;
-        const changed = target.callback;
-        target.callback = (...args) => {
-          const value = changed?.apply(target, args);
-          if (name === "task" && PICKERS[target.value] && !widget(this, "picks").value) {
-            widget(this, "picks").value = formatPicks(PICKERS[target.value].preset, PICKERS[target.value].kind);
-          }
-          shareSettings(this);
+      const task = widget(this, "task");
+      const changed = task?.callback;
+      if (task) {
+        task.callback = (...args) => {
+          const value = changed?.apply(task, args);
+          const picker = PICKERS[task.value];
+          if (picker && !widget(this, "picks").value) widget(this, "picks").value = formatPicks(picker.preset, picker.kind);
           return value;
         };
       }
