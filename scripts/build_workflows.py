@@ -10,7 +10,8 @@ Chromium and, for each graph of scripts/workflow_graphs.py:
 
 - loads the API graph with the frontend's own importer, `app.loadApiJson(graph, name)`;
 - adds a Note that tells an artist what to load where and which model files go where;
-- lays the nodes out in left-to-right columns by depth;
+- lays the nodes out in titled groups, one per stage (STAGES), the pipeline's stages left
+  to right under a band holding the note and the models;
 - writes `app.graph.serialize()` to workflows/<task>.json, the `output` of
   `app.graphToPrompt()` to workflows/api/<task>.json and a screenshot of the fitted
   canvas to docs/workflows/<task>.png.
@@ -35,6 +36,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +48,7 @@ from PIL import Image  # noqa: E402
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
-from workflow_graphs import CHECKPOINT, FACEX, GRAPHS  # noqa: E402
+from workflow_graphs import CHECKPOINT, FACEX, GRAPHS, STAGES, TOP_BAND  # noqa: E402
 
 WORKFLOWS = REPO / "workflows"
 SCREENSHOTS = REPO / "docs" / "workflows"
@@ -85,25 +87,31 @@ NOTES = {
     "attribute_editing": "Attribute editing: takes chosen regions of a reference face, here the hair, and gives "
                          "them to the target person; everything else stays. Load the photo to change in 'target "
                          "image' and the face with the wanted hair in 'reference image'. To pick other regions, "
-                         "write them in the picks field of both assemblers, e.g. 'hair,eyebrows' (eyebrows, eyes, "
-                         "nose, lips, ears, skin, hair).",
+                         "use 'pick regions…' on the task node or write them in its picks field, e.g. "
+                         "'hair,eyebrows' (eyebrows, eyes, nose, lips, ears, skin, hair).",
     "inpainting": "Inpainting: fills a hole in the target face so that it fits the rest of the face. Load the "
                   "photo in 'target image' and, in 'the hole (white = fill)', a mask the size of the photo that is "
                   "white where to fill and black elsewhere. Everything outside the hole is kept exactly.",
     "motion_editing": "Motion editing: turns the head, moves the eyes or changes the strength of the expression of "
                       "the person in 'target image'. Set the angles in degrees on 'turn the head, look aside': "
-                      "pose_mode offset adds yaw, pitch and roll to the current pose, set replaces them; "
+                      "each angle has its own mode: offset adds it to the current pose, set replaces it, keep "
+                      "leaves it as measured; "
                       "change_gaze with gaze_yaw and gaze_pitch moves the eyes, and expression_scale 0 makes the "
                       "face neutral.",
     "mixture_editing": "Mixture editing: builds one face from parts of several, here the eyes and nose of the source "
                        "and the hair of the reference on the target. Load the three photos in 'source image', "
-                       "'reference image' and 'target image'. Choose the parts in the picks field of both "
-                       "assemblers as region=input pairs, e.g. 'eyes=source,hair=reference'.",
+                       "'reference image' and 'target image'. Choose the parts with 'pick regions…' on "
+                       "the task node or in its picks field as region=input pairs, e.g. "
+                       "'eyes=source,hair=reference'.",
 }
 IMAGE_LOADERS = {"LoadImage", "LoadImageMask"}
 NOTE_SIZE = (460, 250)
 TITLE_HEIGHT = 30  # LiteGraph draws a node's title above its pos
 COLUMN_GAP, ROW_GAP = 70, 30
+# Group titles large enough to read in the README's scaled-down pictures; LiteGraph's title
+# bar is 1.4 font sizes high.
+GROUP_FONT = 48
+GROUP_TITLE, GROUP_PAD, GROUP_GAP = 70, 20, 60  # a group's title bar, its inner margin, the space between groups
 MAX_SHOT_WIDTH, SHOT_SCALE = 3000, 0.8
 MAX_PNG_BYTES = 300_000
 
@@ -211,40 +219,103 @@ def columns(graph: dict) -> dict[str, int]:
     return {node: alap(node) for node in graph}
 
 
-def layout(graph: dict, sizes: dict[str, tuple[float, float]], note: str) -> dict[str, list[float]]:
-    """Positions: the note on top of the first column, then each column stacked top-down and
+def stage_of(graph: dict, node: str) -> str:
+    class_type = graph[node]["class_type"]
+    found = [stage for stage, types in STAGES.items() if class_type in types]
+    if len(found) != 1:
+        raise KeyError(f"{class_type} belongs to no stage group (or to several): add it to STAGES")
+    return found[0]
+
+
+@dataclass
+class Block:
+    """One stage's group: its nodes in sub-columns (by depth), placed from an origin."""
+
+    stage: str
+    stacks: list[list[str]]
+    x: float = 0.0
+    y: float = 0.0
+
+    def width(self, sizes: dict[str, tuple[float, float]]) -> float:
+        return sum(max(sizes[n][0] for n in stack) for stack in self.stacks) + COLUMN_GAP * (len(self.stacks) - 1)
+
+    def place(self, sizes: dict[str, tuple[float, float]], positions: dict[str, list[float]]) -> None:
+        x = self.x + GROUP_PAD
+        for stack in self.stacks:
+            y = self.y + GROUP_TITLE + GROUP_PAD
+            for node in stack:
+                positions[node] = [x, y + TITLE_HEIGHT]
+                y += TITLE_HEIGHT + sizes[node][1] + ROW_GAP
+            x += max(sizes[n][0] for n in stack) + COLUMN_GAP
+
+    def bounds(self, sizes: dict[str, tuple[float, float]], positions: dict[str, list[float]]) -> list[float]:
+        """[x, y, width, height] of the group around the placed nodes."""
+        nodes = [n for stack in self.stacks for n in stack]
+        bottom = max(positions[n][1] + sizes[n][1] for n in nodes)
+        return [self.x, self.y, self.width(sizes) + 2 * GROUP_PAD, bottom + GROUP_PAD - self.y]
+
+
+def blocks_of(graph: dict) -> list[Block]:
+    """A block per stage present, its sub-columns the distinct depths of its nodes."""
+    depth = columns(graph)
+    blocks = []
+    for stage in STAGES:
+        nodes = [n for n in graph if stage_of(graph, n) == stage]
+        if nodes:
+            levels = sorted({depth[n] for n in nodes})
+            blocks.append(Block(stage, [[n for n in nodes if depth[n] == level] for level in levels]))
+    return blocks
+
+
+def layout(graph: dict, sizes: dict[str, tuple[float, float]], note: str) -> tuple[dict, list[tuple[str, list]]]:
+    """Node positions and the stage groups ([title, bounds]): the note and the model loaders
+    in a band on top, the pipeline's stages left to right below it, each stage's sub-columns
     sorted by a few barycentre sweeps so that links run mostly straight."""
-    column_of = columns(graph)
+    blocks = blocks_of(graph)
+    top = [b for b in blocks if b.stage in TOP_BAND]
+    row = [b for b in blocks if b.stage not in TOP_BAND]
+    x = NOTE_SIZE[0] + GROUP_GAP
+    for block in top:
+        block.x, x = x, x + block.width(sizes) + 2 * GROUP_PAD + GROUP_GAP
+    positions: dict[str, list[float]] = {note: [0.0, GROUP_TITLE + GROUP_PAD + TITLE_HEIGHT]}
+    for block in top:
+        block.place(sizes, positions)
+    band = max([NOTE_SIZE[1] + GROUP_TITLE + GROUP_PAD] + [b.bounds(sizes, positions)[3] for b in top])
+    x = 0.0
+    for block in row:
+        block.x, block.y = x, band + GROUP_GAP
+        x += block.width(sizes) + 2 * GROUP_PAD + GROUP_GAP
     neighbours: dict[str, list[str]] = {node: [] for node in graph}
     for node, spec in graph.items():
         for value in spec["inputs"].values():
             if isinstance(value, list):
                 neighbours[node].append(value[0])
                 neighbours[value[0]].append(node)
-    stacks = [[n for n in graph if column_of[n] == c] for c in range(max(column_of.values()) + 1)]
-    xs, x = [], 0.0
-    for c, stack in enumerate(stacks):
-        xs.append(x)
-        x += max([sizes[n][0] for n in stack] + ([NOTE_SIZE[0]] if c == 0 else [])) + COLUMN_GAP
-    positions = {note: [0.0, TITLE_HEIGHT]}
-
-    def stack_column(c: int) -> None:
-        y = NOTE_SIZE[1] + TITLE_HEIGHT + ROW_GAP if c == 0 else 0.0
-        for node in stacks[c]:
-            positions[node] = [xs[c], y + TITLE_HEIGHT]
-            y += TITLE_HEIGHT + sizes[node][1] + ROW_GAP
-
-    for c in range(len(stacks)):
-        stack_column(c)
+    for block in row:
+        block.place(sizes, positions)
     for _ in range(4):
-        for c, stack in enumerate(stacks):
-            stack.sort(key=lambda n: sum(centre(positions[m], sizes[m]) for m in neighbours[n]) / len(neighbours[n]))
-            stack_column(c)
-    return positions
+        for block in blocks:
+            for stack in block.stacks:
+                stack.sort(key=lambda n: sum(centre(positions[m], sizes[m]) for m in neighbours[n])
+                           / max(1, len(neighbours[n])))
+            block.place(sizes, positions)
+    return positions, [(b.stage, b.bounds(sizes, positions)) for b in blocks]
 
 
 def centre(pos: list[float], size: tuple[float, float]) -> float:
     return pos[1] + size[1] / 2
+
+
+def add_groups(driver: webdriver.Chrome, groups: list[tuple[str, list]]) -> None:
+    driver.execute_script("""
+        for (const [title, bounds] of arguments[0]) {
+          const group = new LiteGraph.LGraphGroup(title);
+          group.font_size = arguments[1];
+          group.pos = [bounds[0], bounds[1]];
+          group.size = [bounds[2], bounds[3]];
+          app.graph.add(group);
+        }
+        app.graph.setDirtyCanvas(true, true);""", [[title, bounds] for title, bounds in groups], GROUP_FONT)
 
 
 def place(driver: webdriver.Chrome, positions: dict[str, list[float]]) -> None:
@@ -254,13 +325,17 @@ def place(driver: webdriver.Chrome, positions: dict[str, list[float]]) -> None:
 
 
 def graph_bounds(driver: webdriver.Chrome) -> list[float]:
-    """[left, top, width, height] of all nodes, titles included (from pos and size: a node's
-    boundingRect is only brought up to date when the canvas next draws it)."""
+    """[left, top, width, height] of all nodes, titles included, and groups (from pos and
+    size: a node's boundingRect is only brought up to date when the canvas next draws it)."""
     return driver.execute_script("""
         const b = [Infinity, Infinity, -Infinity, -Infinity];
-        for (const n of app.graph.nodes) {
-          const [x, y] = n.pos, [w, h] = n.size, title = LiteGraph.NODE_TITLE_HEIGHT;
-          b[0] = Math.min(b[0], x); b[1] = Math.min(b[1], y - title);
+        const boxes = app.graph.nodes.map(n => [n.pos[0], n.pos[1] - LiteGraph.NODE_TITLE_HEIGHT, n.size[0],
+                                                n.size[1] + LiteGraph.NODE_TITLE_HEIGHT]);
+        for (const g of app.graph.groups ?? app.graph._groups ?? []) {
+          boxes.push([g.pos[0], g.pos[1], g.size[0], g.size[1]]);
+        }
+        for (const [x, y, w, h] of boxes) {
+          b[0] = Math.min(b[0], x); b[1] = Math.min(b[1], y);
           b[2] = Math.max(b[2], x + w); b[3] = Math.max(b[3], y + h);
         }
         return [b[0], b[1], b[2] - b[0], b[3] - b[1]];""")
@@ -318,7 +393,9 @@ def serialized(driver: webdriver.Chrome) -> tuple[dict, dict]:
 def build(driver: webdriver.Chrome, task: str, graph: dict) -> dict:
     load_api_graph(driver, graph, task)
     note = str(add_note(driver, f"{NOTES[task]} {MODELS}"))
-    place(driver, layout(graph, fit_node_sizes(driver), note))
+    positions, groups = layout(graph, fit_node_sizes(driver), note)
+    place(driver, positions)
+    add_groups(driver, groups)
     screenshot(driver, SCREENSHOTS / f"{task}.png")
     fit_view(driver, 0.75)  # the view the workflow opens with, as the frontend fits a graph without one
     workflow, prompt = serialized(driver)

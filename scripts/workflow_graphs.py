@@ -5,7 +5,7 @@ frontend, with a note explaining it) and its API twin in workflows/. Every graph
 images -> detect and align -> extract identity, motion and regions -> assemble the
 representation and I_R -> patch the checkpoint with the FRC and bind the condition ->
 KSampler on the target crops with the fusion mask as latent noise mask -> decode -> paste
-back.
+back through the same (feathered) fusion mask, so every pixel the task keeps is the input's.
 """
 
 from __future__ import annotations
@@ -16,6 +16,18 @@ from functools import partial
 CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
 FACEX = "facex_sd15.safetensors"
 DETECTOR = "models/buffalo_l/det_10g.onnx"
+
+# The stage groups every graph is drawn in, each a set of node types. The FaceX model band
+# sits on top, next to the note; the pipeline's stages run left to right below it.
+STAGES = {
+    "FaceX model": {"FaceXLoader", "CheckpointLoaderSimple", "FaceXFRCPatcher"},
+    "faces": {"LoadImage", "LoadImageMask", "ImageBatch", "FaceXDetectAlign"},
+    "representations": {"FaceXIDExtractor", "FaceXMotionExtractor", "FaceXRegionPooler", "FaceXMotionEdit"},
+    "assembly": {"FaceXTask", "FaceXRepresentationAssembler", "FaceXRegionAssembler", "PreviewImage"},
+    "sampling": {"FaceXSamplerHook", "CLIPTextEncode", "VAEEncode", "SetLatentNoiseMask", "KSampler", "VAEDecode"},
+    "paste back and save": {"FaceXPasteBack", "SaveImage"},
+}
+TOP_BAND = ("FaceX model",)
 
 
 @dataclass
@@ -35,23 +47,25 @@ def out(node_id: str, slot: int = 0) -> list:
     return [node_id, slot]
 
 
-def face_parts(g: Graph, role: str, image: str, facex: str, size: int = 256) -> dict[str, list]:
+def face_parts(g: Graph, role: str, image: str, facex: str) -> dict[str, list]:
     """Load, detect and extract one role's face(s): faces, crops, identity, motion and regions."""
     loaded = g.add("LoadImage", f"{role} image", image=image)
-    faces = g.add("FaceXDetectAlign", f"{role} faces", image=out(loaded), detector=DETECTOR, face="largest",
-                  index=0, size=str(size), min_face_size=32, threshold=0.5)
-    return _extracted(g, role, loaded, faces, facex)
+    return _extracted(g, role, loaded, _detected(g, role, loaded, facex), facex)
 
 
-def frames_parts(g: Graph, role: str, images: list[str], facex: str, size: int = 256) -> dict[str, list]:
+def frames_parts(g: Graph, role: str, images: list[str], facex: str) -> dict[str, list]:
     """Like face_parts for a sequence of frames joined into one batch."""
     batch = g.add("LoadImage", f"{role} frame 1", image=images[0])
     for number, image in enumerate(images[1:], start=2):
         frame = g.add("LoadImage", f"{role} frame {number}", image=image)
         batch = g.add("ImageBatch", f"{role} frames 1-{number}", image1=out(batch), image2=out(frame))
-    faces = g.add("FaceXDetectAlign", f"{role} faces", image=out(batch), detector=DETECTOR, face="largest",
-                  index=0, size=str(size), min_face_size=32, threshold=0.5)
-    return _extracted(g, role, batch, faces, facex)
+    return _extracted(g, role, batch, _detected(g, role, batch, facex), facex)
+
+
+def _detected(g: Graph, role: str, image: str, facex: str) -> str:
+    """Detect and Align at the FaceX model's crop size (size auto with the model connected)."""
+    return g.add("FaceXDetectAlign", f"{role} faces", image=out(image), detector=DETECTOR, face="largest", index=0,
+                 size="auto", min_face_size=32, threshold=0.5, skip_frames_without_face=False, facex=out(facex))
 
 
 def _extracted(g: Graph, role: str, image: str, faces: str, facex: str) -> dict[str, list]:
@@ -78,9 +92,10 @@ def finish(g: Graph, task: str, picks: str, facex: str, target: dict, source: di
         ref_inputs |= {f"{role}_faces": parts["faces"], f"{role}_regions": parts["regions"]}
     if motion is not None:
         rep_inputs["target_motion"] = motion
-    representation = g.add("FaceXRepresentationAssembler", "representation", task=task, picks=picks, **rep_inputs)
+    chosen = g.add("FaceXTask", "task", task=task, picks=picks)
+    representation = g.add("FaceXRepresentationAssembler", "representation", task=out(chosen), **rep_inputs)
     extra = {"hole": hole} if hole is not None else {}
-    reference_image = g.add("FaceXRegionAssembler", "I_R and fusion mask", task=task, picks=picks, margin=0.04,
+    reference_image = g.add("FaceXRegionAssembler", "I_R and fusion mask", task=out(chosen), margin=0.04,
                             **ref_inputs, **extra)
     checkpoint = g.add("CheckpointLoaderSimple", "SD1.5 checkpoint (any SD1.5 fine-tune works)", ckpt_name=CHECKPOINT)
     patched = g.add("FaceXFRCPatcher", "FRC in every transformer block", model=out(checkpoint), facex=out(facex))
@@ -98,8 +113,9 @@ def finish(g: Graph, task: str, picks: str, facex: str, target: dict, source: di
     result = out(decoded)
     if paste:
         into = paste_into or target
-        result = out(g.add("FaceXPasteBack", "paste into the image", crops=out(decoded), faces=into["faces"],
-                           image=into["image"], feather=0.1, color_match=False))
+        result = out(g.add("FaceXPasteBack", "paste into the image, through the fusion mask", crops=out(decoded),
+                           faces=into["faces"], image=into["image"], feather=0.1, color_match=False,
+                           mask=out(reference_image, 1), mask_feather=0.04))
     g.add("SaveImage", "result", images=result, filename_prefix=f"facex_{task}")
     g.add("PreviewImage", "I_R", images=out(reference_image))
     return g
@@ -147,9 +163,9 @@ def motion_editing() -> Graph:
     g = Graph()
     facex = g.add("FaceXLoader", "FaceX", facex_file=FACEX)
     target = face_parts(g, "target", "target.png", facex)
-    edited = g.add("FaceXMotionEdit", "turn the head, look aside", motion=target["motion"], pose_mode="offset",
-                   yaw=15.0, pitch=0.0, roll=0.0, change_gaze=True, gaze_yaw=10.0, gaze_pitch=0.0,
-                   expression_scale=1.0)
+    edited = g.add("FaceXMotionEdit", "turn the head, look aside", motion=target["motion"], yaw_mode="offset",
+                   yaw=15.0, pitch_mode="keep", pitch=0.0, roll_mode="keep", roll=0.0, change_gaze=True,
+                   gaze_yaw=10.0, gaze_pitch=0.0, expression_scale=1.0)
     return finish(g, "motion_editing", "", facex, target, motion=out(edited))
 
 

@@ -90,6 +90,39 @@ def test_each_workflow_runs_end_to_end(comfy_server, task):
     assert sizes == expected and len(saved) == (3 if task == "animation" else 1)
 
 
+PARTIAL_EDITS = ("face_swap", "head_swap", "attribute_editing", "inpainting", "mixture_editing")
+
+
+@pytest.mark.parametrize("task", PARTIAL_EDITS)
+def test_a_partial_edit_keeps_every_pixel_outside_the_feathered_fusion_mask(comfy_server, task):
+    """The shipped graph, executed: wherever Paste Back's blend weight (the feathered fusion
+    mask warped to the image) is 0, the saved 8-bit result equals the input image exactly;
+    the weight reaches part of the image and changes it there (random weights)."""
+    import numpy as np
+    from PIL import Image
+
+    graph = workflow(task)
+    paste = node_of(graph, "FaceXPasteBack")
+    graph["910"] = {"class_type": "ThresholdMask", "inputs": {"mask": [paste, 1], "value": 0.0}}
+    graph["911"] = {"class_type": "MaskToImage", "inputs": {"mask": ["910", 0]}}
+    graph["912"] = {"class_type": "SaveImage", "inputs": {"images": ["911", 0], "filename_prefix": f"area_{task}"}}
+    entry = comfy_server.run(graph)
+    assert entry["status"]["status_str"] == "success", execution_error(entry)
+    output = comfy_server.base / "output"
+    result_node = next(key for key, node in graph.items()
+                       if node["class_type"] == "SaveImage" and node["inputs"]["images"] == [paste, 0])
+
+    def saved(node: str) -> np.ndarray:
+        return np.asarray(Image.open(output / entry["outputs"][node]["images"][0]["filename"]).convert("RGB"))
+
+    result, reached = saved(result_node), saved("912")[..., 0] > 0
+    original = np.asarray(Image.open(comfy_server.base / "input" / "target.png").convert("RGB"))
+    assert result.shape == original.shape
+    assert np.array_equal(result[~reached], original[~reached])
+    assert 0.01 < reached.mean() < 0.9, reached.mean()
+    assert (result[reached] != original[reached]).any()
+
+
 def advanced(graph: dict, sampler: str) -> None:
     """Swap KSampler for KSamplerAdvanced with the same settings (whole schedule, fresh noise)."""
     inputs = graph[sampler]["inputs"]

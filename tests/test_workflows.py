@@ -14,6 +14,7 @@ import pytest
 from conftest import PACK_NODE_IDS
 
 from facex_core.fors.tasks import TASKS
+from scripts.workflow_graphs import STAGES
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
@@ -169,3 +170,39 @@ def test_facex_nodes_are_this_packs(task):
     facex = {t for t in used if t.lower().startswith("facex")}
     assert facex <= PACK_NODE_IDS, facex - PACK_NODE_IDS
     assert {"FaceXLoader", "FaceXFRCPatcher", "FaceXSamplerHook"} <= facex
+
+
+NODE_TITLE = 30  # LiteGraph draws a node's title bar above its pos
+
+
+def stage_of(node: dict) -> str:
+    (stage,) = [stage for stage, types in STAGES.items() if node["type"] in types]
+    return stage
+
+
+def inside(box: list[float], outer: list[float]) -> bool:
+    x, y, w, h = box
+    ox, oy, ow, oh = outer
+    return ox <= x and oy <= y and x + w <= ox + ow and y + h <= oy + oh
+
+
+def overlap(a: list[float], b: list[float]) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_the_graph_reads_as_the_pipeline_in_stage_groups(task):
+    """Each node sits in the group of its stage, groups do not overlap, and every wire runs
+    from a stage to itself or a later one (STAGES order), never back."""
+    workflow = ui_workflow(task)
+    nodes = {node["id"]: node for node in graph_nodes(workflow)}
+    groups = {group["title"]: group["bounding"] for group in workflow["groups"]}
+    assert set(groups) == {stage_of(node) for node in nodes.values()}
+    for node in nodes.values():
+        box = [node["pos"][0], node["pos"][1] - NODE_TITLE, node["size"][0], node["size"][1] + NODE_TITLE]
+        assert inside(box, groups[stage_of(node)]), (node["id"], node["type"])
+    boxes = list(groups.values())
+    assert not any(overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    order = list(STAGES)
+    for _, origin, _, target, _, _ in workflow["links"]:
+        assert order.index(stage_of(nodes[origin])) <= order.index(stage_of(nodes[target])), (origin, target)
