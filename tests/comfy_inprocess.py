@@ -30,6 +30,10 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -219,7 +223,8 @@ def check_layouts(base: Path) -> dict:
 CFG = 3.0
 
 
-def sample_one_step(model, noise, positive, negative, steps: int = 1, callback=None):
+def sample_one_step(model, noise: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, steps: int = 1,
+                    callback=None) -> torch.Tensor:
     """ComfyUI's sampling from pure noise (empty latent) at CFG with euler on the normal
     schedule: one step goes from sigma_max to 0, so it returns the guided denoised latent."""
     import comfy.sample
@@ -235,7 +240,7 @@ def first_sigma(model) -> float:
     return float(comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "normal", 1)[0])
 
 
-def guided_noise(model, noise, samples):
+def guided_noise(model, noise: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
     """The guided noise prediction behind a one-step sample: ComfyUI starts an EPS model at
     x = noise * sqrt(sigma^2 + 1), euler to sigma 0 lands on x - sigma * eps, and the latent
     comes out divided by the latent format's scale factor."""
@@ -255,7 +260,8 @@ class DiffusersReference:
         self.unet = load_single_file(checkpoint, "tiny_sd15").unet
         self.facex = load_facex(base / "models" / "facex" / "facex_tiny.safetensors").model
 
-    def noise_prediction(self, noise, sigma: float, timestep: float, text, context, strength: float = 1.0):
+    def noise_prediction(self, noise: torch.Tensor, sigma: float, timestep: float, text: torch.Tensor,
+                         context: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
         """eps at the first step: ComfyUI feeds the UNet x * c_in, c_in = 1 / sqrt(sigma^2 + 1)."""
         import torch
 
@@ -268,7 +274,8 @@ class DiffusersReference:
             binding.set_context(context)
             return self.unet(x / scale, timesteps, encoder_hidden_states=text.expand(len(noise), -1, -1)).sample
 
-    def guided(self, model, noise, positive, negative, conditional, unconditional, strength: float = 1.0):
+    def guided(self, model, noise: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor,
+               conditional: torch.Tensor, unconditional: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
         """eps_u + CFG * (eps_c - eps_u) at `model`'s first sigma and its timestep."""
         import torch
 
@@ -279,7 +286,7 @@ class DiffusersReference:
         return uncond + CFG * (cond - uncond)
 
 
-def max_diff(a, b) -> float:
+def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max())
 
 
