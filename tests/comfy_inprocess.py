@@ -4,7 +4,8 @@
     COMFYUI_PYTHON tests/comfy_inprocess.py equivalence BASE
 
 BASE is a base directory prepared by tests/comfy_models.populate. Each check prints one
-JSON object; tests/test_comfyui_model.py starts this script and asserts on the numbers.
+JSON object; tests/test_comfyui_model.py and tests/test_comfyui_sampling.py start this
+script and assert on the numbers.
 
 blocks:       a full-size SD1.5 UNet as ComfyUI builds it (random weights) patched with a
               full SD1.5 FaceX model; one sampling step; which FRC layers fired.
@@ -12,6 +13,14 @@ equivalence:  the tiny checkpoint loaded by ComfyUI and by diffusers, the same F
               weights bound to both, the same f_SD: the noise predictions compared.
 layouts:      the same for every cond_or_uncond layout, one face for two latents per chunk,
               against a reference with every row's context (null on uncond rows) stacked by hand.
+guidance:     one euler step of comfy.sample.sample at cfg 3 (one latent, two of one face, two
+              of two faces) against guidance built by hand in diffusers: f_SD and the positive
+              text on the conditional half, the null context and the negative text on the other.
+strength_and_range: strength halves the FRC update exactly and matches the reference; strength
+              0 and a sigma outside start/end give the unpatched model's sample bit for bit;
+              over four steps the FRC runs on exactly the steps inside the range.
+lowvram:      the UNet's and the FaceX weights' patchers loaded by ComfyUI's lowvram path with a
+              half-size budget: the prediction against a full load, and what was left unloaded.
 """
 
 from __future__ import annotations
@@ -21,6 +30,10 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -104,22 +117,40 @@ def check_blocks(base: Path) -> dict:
     return {"blocks": len(fired), "fired": fired}
 
 
-def hooked_tiny_model(base: Path, faces: int):
-    """(checkpoint path, ComfyUI's model of it, that model patched and hooked to `faces`
-    random representations and I_R) through the pack's own nodes."""
+def pack_module(name: str):
+    """A module of this pack's nodes/ as ComfyUI imported it (under the custom node's name)."""
+    return next(module for key, module in sys.modules.items() if key.endswith(f".nodes.{name}"))
+
+
+def patched_tiny_model(base: Path):
+    """(node mapping, checkpoint path, ComfyUI's model of it, that model through FaceX FRC
+    Model Patcher with the trained tiny FaceX)."""
     mapping = start_comfy(base)
     import comfy.sd
-    import torch
 
     checkpoint = base / "models" / "checkpoints" / "tiny_sd15.safetensors"
     facex = run(mapping, "FaceXLoader", "facex_tiny.safetensors")[0]
     comfy_model = comfy.sd.load_checkpoint_guess_config(str(checkpoint), output_vae=False, output_clip=False)[0]
-    patched = run(mapping, "FaceXFRCPatcher", comfy_model, facex)[0]
-    config = facex.model.config
+    return mapping, checkpoint, comfy_model, run(mapping, "FaceXFRCPatcher", comfy_model, facex)[0]
+
+
+def hook(mapping, patched, faces: int, strength: float = 1.0, start_percent: float = 0.0, end_percent: float = 1.0):
+    """`patched` through FaceX Sampler Hook with `faces` random representations and I_R (the
+    same ones for the same `faces`)."""
+    import torch
+
+    config = pack_module("frc_patch").find_patch(patched).facex.config
     reference = torch.rand(faces, config.resolution, config.resolution, 3, generator=torch.Generator().manual_seed(1))
     representation = random_representation(config, faces=faces)
-    hooked = run(mapping, "FaceXSamplerHook", patched, representation, reference, 1.0, 0.0, 1.0)[0]
-    return checkpoint, comfy_model, hooked
+    return run(mapping, "FaceXSamplerHook", patched, representation, reference, strength, start_percent,
+               end_percent)[0]
+
+
+def hooked_tiny_model(base: Path, faces: int):
+    """(checkpoint path, ComfyUI's model of it, that model patched and hooked to `faces`
+    random representations and I_R) through the pack's own nodes."""
+    mapping, checkpoint, comfy_model, patched = patched_tiny_model(base)
+    return checkpoint, comfy_model, hook(mapping, patched, faces)
 
 
 def check_equivalence(base: Path) -> dict:
@@ -189,6 +220,214 @@ def check_layouts(base: Path) -> dict:
     return results
 
 
+CFG = 3.0
+
+
+def sample_one_step(model, noise: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, steps: int = 1,
+                    callback=None) -> torch.Tensor:
+    """ComfyUI's sampling from pure noise (empty latent) at CFG with euler on the normal
+    schedule: one step goes from sigma_max to 0, so it returns the guided denoised latent."""
+    import comfy.sample
+    import torch
+
+    return comfy.sample.sample(model, noise, steps, CFG, "euler", "normal", [[positive, {}]], [[negative, {}]],
+                               torch.zeros_like(noise), callback=callback, seed=0)
+
+
+def first_sigma(model) -> float:
+    import comfy.samplers
+
+    return float(comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "normal", 1)[0])
+
+
+def guided_noise(model, noise: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
+    """The guided noise prediction behind a one-step sample: ComfyUI starts an EPS model at
+    x = noise * sqrt(sigma^2 + 1), euler to sigma 0 lands on x - sigma * eps, and the latent
+    comes out divided by the latent format's scale factor."""
+    sigma = first_sigma(model)
+    x = noise * (sigma**2 + 1) ** 0.5
+    return (x - samples * model.model.latent_format.scale_factor) / sigma
+
+
+class DiffusersReference:
+    """The tiny checkpoint and FaceX weights in diffusers with DiffusersFRC: classifier-free
+    guidance built by hand, each half with its own text and FaceX context."""
+
+    def __init__(self, base: Path, checkpoint: Path):
+        from facex_core.model.sd_checkpoint import load_single_file
+        from facex_core.model.weights import load_facex
+
+        self.unet = load_single_file(checkpoint, "tiny_sd15").unet
+        self.facex = load_facex(base / "models" / "facex" / "facex_tiny.safetensors").model
+
+    def noise_prediction(self, noise: torch.Tensor, sigma: float, timestep: float, text: torch.Tensor,
+                         context: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
+        """eps at the first step: ComfyUI feeds the UNet x * c_in, c_in = 1 / sqrt(sigma^2 + 1)."""
+        import torch
+
+        from facex_core.model.diffusers_binding import DiffusersFRC
+
+        scale = (sigma**2 + 1) ** 0.5
+        x = noise * scale
+        timesteps = torch.full((len(noise),), timestep)
+        with torch.no_grad(), DiffusersFRC(self.unet, self.facex, strength) as binding:
+            binding.set_context(context)
+            return self.unet(x / scale, timesteps, encoder_hidden_states=text.expand(len(noise), -1, -1)).sample
+
+    def guided(self, model, noise: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor,
+               conditional: torch.Tensor, unconditional: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
+        """eps_u + CFG * (eps_c - eps_u) at `model`'s first sigma and its timestep."""
+        import torch
+
+        sigma = first_sigma(model)
+        timestep = float(model.get_model_object("model_sampling").timestep(torch.tensor(sigma)))
+        cond = self.noise_prediction(noise, sigma, timestep, positive, conditional, strength)
+        uncond = self.noise_prediction(noise, sigma, timestep, negative, unconditional, strength)
+        return uncond + CFG * (cond - uncond)
+
+
+def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max())
+
+
+def check_guidance(base: Path) -> dict:
+    """A real cfg-3 sampling step against the hand-built reference (f_SD and the positive text on
+    the conditional half, the null context and the negative text on the unconditional one), for
+    one latent, two latents of one face and two latents of two faces; and how far the
+    reference moves when the halves' contexts, texts or the faces are swapped."""
+    import torch
+
+    mapping, checkpoint, _, patched = patched_tiny_model(base)
+    reference = DiffusersReference(base, checkpoint)
+    gen = torch.Generator().manual_seed(7)
+    positive, negative = torch.randn(1, 77, 768, generator=gen), torch.randn(1, 77, 768, generator=gen)
+    results = {}
+    for faces, latents in ((1, 1), (1, 2), (2, 2)):
+        hooked = hook(mapping, patched, faces)
+        sampling = hooked.model_options["transformer_options"]["facex_condition"].sampling
+        face, null = sampling.context, sampling.null[None]
+        noise = torch.randn(latents, 4, 32, 32, generator=gen)
+        sampled = guided_noise(hooked, noise, sample_one_step(hooked, noise, positive, negative))
+        expected = reference.guided(hooked, noise, positive, negative, face, null)
+        numbers = {
+            "diff": max_diff(sampled, expected),
+            "f_sd_on_uncond": max_diff(expected, reference.guided(hooked, noise, positive, negative, face, face)),
+            "texts_swapped": max_diff(expected, reference.guided(hooked, noise, negative, positive, face, null)),
+        }
+        if faces == 2:
+            numbers["faces_swapped"] = max_diff(expected, reference.guided(hooked, noise, positive, negative,
+                                                                           face.flip(0), null))
+        results[f"{faces} faces, {latents} latents"] = numbers
+    return results
+
+
+def check_strength_and_range(base: Path) -> dict:
+    """Strength scales the FRC update (exactly halved in the patch, against the reference in a
+    sampling step), strength 0 and a sigma outside start/end leave the sampling exactly as the
+    unpatched model's, and over several steps the FRC runs exactly on the steps whose sigma lies
+    inside the range."""
+    import torch
+
+    mapping, checkpoint, comfy_model, patched = patched_tiny_model(base)
+    import comfy.samplers
+
+    frc_patch = pack_module("frc_patch")
+    gen = torch.Generator().manual_seed(8)
+    positive, negative = torch.randn(1, 77, 768, generator=gen), torch.randn(1, 77, 768, generator=gen)
+    noise = torch.randn(1, 4, 32, 32, generator=gen)
+
+    def sample(model):
+        return sample_one_step(model, noise, positive, negative)
+
+    plain, full = sample(comfy_model), sample(hook(mapping, patched, 1))
+    halved = hook(mapping, patched, 1, strength=0.5)
+    sampling = halved.model_options["transformer_options"]["facex_condition"].sampling
+    expected = DiffusersReference(base, checkpoint).guided(halved, noise, positive, negative, sampling.context,
+                                                           sampling.null[None], strength=0.5)
+
+    patch = frc_patch.find_patch(patched)
+    block, index = next(iter(patch.blocks.items()))
+    width = patch.facex.frc[index].norm.normalized_shape[0]
+    kept = torch.randn(2, 16, width, generator=gen)
+
+    def update(model):
+        """The patch's output on n = 0: strength * FRC(x), one conditional and one unconditional row."""
+        options = dict(model.model_options["transformer_options"], block=block[:2], block_index=block[2],
+                       cond_or_uncond=[0, 1], sigmas=torch.ones(2), **{frc_patch.KEPT_INPUT: kept})
+        with torch.no_grad():
+            return patch(torch.zeros_like(kept), options)
+
+    ranged = hook(mapping, patched, 1, 1.0, 0.3, 0.7)
+    condition = ranged.model_options["transformer_options"]["facex_condition"]
+    calls, per_step = [], []
+    handle = patch.facex.frc[0].register_forward_hook(lambda *_: calls.append(1))
+    sample_one_step(ranged, noise, positive, negative, steps=4, callback=lambda *_: per_step.append(len(calls)))
+    handle.remove()
+    model_sampling = ranged.get_model_object("model_sampling")
+    half = sample(halved)
+    return {
+        "half_diff": max_diff(guided_noise(halved, noise, half), expected),
+        "half_effect": max_diff(half, full),
+        "full_effect": max_diff(full, plain),
+        "update_halved_exact": bool(torch.equal(update(halved), 0.5 * update(hook(mapping, patched, 1)))),
+        "update_size": float(update(halved).abs().max()),
+        "zero_strength_exact": bool(torch.equal(sample(hook(mapping, patched, 1, strength=0.0)), plain)),
+        "sigma": first_sigma(comfy_model),
+        "outside_range_exact": bool(torch.equal(sample(hook(mapping, patched, 1, 1.0, 0.5, 1.0)), plain)),
+        "inside_range_exact": bool(torch.equal(sample(hook(mapping, patched, 1, 1.0, 0.0, 0.5)), full)),
+        "range": [condition.sigma_start, condition.sigma_end],
+        "step_sigmas": [float(s) for s in comfy.samplers.calculate_sigmas(model_sampling, "normal", 4)[:-1]],
+        "frc_calls_per_step": [b - a for a, b in zip([0, *per_step[:-1]], per_step, strict=True)],
+    }
+
+
+def check_lowvram(base: Path) -> dict:
+    """The UNet's and the FaceX weights' patchers loaded by ComfyUI's lowvram path with half
+    their size as budget (what load_models_gpu does on a GPU short of memory; on a CPU it
+    always loads fully): the noise prediction against a full load, directly and in a sampling
+    step, and how many modules ComfyUI left unloaded or cast on the fly."""
+    import torch
+
+    checkpoint, comfy_model, hooked = hooked_tiny_model(base, faces=1)
+    import comfy.model_management
+
+    weights = pack_module("frc_patch").find_patch(hooked).patcher
+    gen = torch.Generator().manual_seed(9)
+    positive, negative = torch.randn(1, 77, 768, generator=gen), torch.randn(1, 77, 768, generator=gen)
+    noise = torch.randn(1, 4, 32, 32, generator=gen)
+    sigma = torch.full((2,), 1.0)
+    options = dict(hooked.model_options["transformer_options"], cond_or_uncond=[0, 1], sigmas=sigma)
+
+    def predict():
+        with torch.no_grad():
+            return hooked.model.apply_model(noise.expand(2, -1, -1, -1), sigma,
+                                            c_crossattn=torch.cat([positive, negative]), transformer_options=options)
+
+    def facex_unloaded() -> int:
+        """FaceX modules that ComfyUI's last load did not move to the load device, of those its
+        load() moves one by one (_load_list)."""
+        return sum(not getattr(module, "comfy_patched_weights", False) for _, _, module, _ in weights._load_list())
+
+    comfy.model_management.load_models_gpu([hooked])
+    full, full_sample = predict(), sample_one_step(hooked, noise, positive, negative)
+    full_unloaded = facex_unloaded()
+    comfy.model_management.unload_all_models()
+    for patcher in (hooked, weights):
+        comfy.model_management.LoadedModel(patcher).model_load(lowvram_model_memory=patcher.model_size() // 2)
+    numbers = {
+        "facex_modules": len(weights._load_list()),
+        "facex_unloaded_full": full_unloaded,
+        "facex_unloaded": facex_unloaded(),
+        "facex_loaded_bytes": weights.loaded_size(), "facex_bytes": weights.model_size(),
+        "unet_lowvram": sum(hasattr(m, "prev_comfy_cast_weights") for m in hooked.model.modules()),
+        "unet_loaded_bytes": hooked.loaded_size(), "unet_bytes": hooked.model_size(),
+        "diff": max_diff(predict(), full),
+    }
+    partial_sample = sample_one_step(hooked, noise, positive, negative)
+    return dict(numbers, facex_unloaded_while_sampling=facex_unloaded(),
+                sample_diff=max_diff(partial_sample, full_sample))
+
+
 def kohya_lora(diffusion_model, rank: int = 4, seed: int = 3) -> dict:
     """A LoRA in the kohya key layout ComfyUI users download: low-rank updates of every
     cross-attention query projection."""
@@ -225,8 +464,7 @@ def check_compose(base: Path) -> dict:
 
     import nodes
 
-    frc_patch = next(module for name, module in sys.modules.items() if name.endswith(".nodes.frc_patch"))
-    comfy_blocks = frc_patch.comfy_blocks
+    comfy_blocks = pack_module("frc_patch").comfy_blocks
 
     checkpoint = base / "models" / "checkpoints" / "tiny_sd15.safetensors"
     model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(str(checkpoint), output_vae=True, output_clip=True)
@@ -273,7 +511,8 @@ def check_compose(base: Path) -> dict:
 
 
 CHECKS = {"blocks": check_blocks, "equivalence": check_equivalence, "compose": check_compose,
-          "layouts": check_layouts}
+          "layouts": check_layouts, "guidance": check_guidance, "strength_and_range": check_strength_and_range,
+          "lowvram": check_lowvram}
 
 if __name__ == "__main__":
     sys.path.append(str(REPO))
