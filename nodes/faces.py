@@ -11,8 +11,8 @@ from facex_core.faces.detect import FACE_CHOICES, FaceDetector, choose_faces
 from facex_core.faces.paste import face_coverage, paste_back
 from facex_core.images import to_image_batch, to_uint8
 
-from .cache import cached, file_key
 from .devices import compute_device
+from .held_models import file_key, held
 from .loop import frames
 from .paths import resolve, role_choices
 from .types import FaceXFaces
@@ -20,10 +20,10 @@ from .types import FaceXFaces
 CATEGORY = "FaceX"
 
 
-def _detector(choice: str, threshold: float) -> FaceDetector:
+def _detector(choice: str) -> FaceDetector:
+    """One detector per file: the threshold is given at each call, not at loading."""
     path = resolve("detection", choice)
-    return cached(("detector", *file_key(path), threshold),
-                  lambda: FaceDetector(path, compute_device(), threshold=threshold))
+    return held("detector", file_key(path), lambda: FaceDetector(path, compute_device()))
 
 
 class FaceXDetectAlign(io.ComfyNode):
@@ -61,10 +61,10 @@ class FaceXDetectAlign(io.ComfyNode):
     @classmethod
     def execute(cls, image, detector, face, index, size, min_face_size, threshold) -> io.NodeOutput:
         images = to_image_batch(image)
-        model = _detector(detector, threshold)
+        model = _detector(detector)
         pixels = to_uint8(images)
         chosen = [
-            choose_faces(model.detect(pixels[i], i), face, index, min_face_size, i)
+            choose_faces(model.detect(pixels[i], i, threshold), face, index, min_face_size, i)
             for i in frames(range(images.shape[0]), images.shape[0])
         ]
         faces = align_faces(images, chosen, int(size))
