@@ -12,6 +12,8 @@ equivalence:  the tiny checkpoint loaded by ComfyUI and by diffusers, the same F
               weights bound to both, the same f_SD: the noise predictions compared.
 layouts:      the same for every cond_or_uncond layout, one face for two latents per chunk,
               against a reference with every row's context (null on uncond rows) stacked by hand.
+memory:       the extractor nodes run: their networks in ComfyUI's loaded models, one model
+              held per role across detector thresholds and after switching files.
 """
 
 from __future__ import annotations
@@ -272,8 +274,55 @@ def check_compose(base: Path) -> dict:
     }
 
 
+def check_memory(base: Path) -> dict:
+    """What the pack holds after its extractor nodes run: which of their ModelPatchers ComfyUI
+    counts as loaded, and how many models each role holds as thresholds and files change."""
+    mapping = start_comfy(base)
+    import gc
+    import weakref
+
+    import comfy.model_management
+
+    import nodes
+
+    held_models = next(module for name, module in sys.modules.items() if name.endswith(".nodes.held_models"))
+
+    def held(role: str):
+        return held_models._HELD[role][1]
+
+    def loaded(role: str) -> bool:
+        return any(entry.model is held(role).patcher for entry in comfy.model_management.current_loaded_models)
+
+    image = nodes.LoadImage().load_image("target.png")[0]
+    detectors, found = set(), []
+    for threshold in (0.3, 0.5, 0.7):
+        faces = run(mapping, "FaceXDetectAlign", image, "models/buffalo_l/det_10g.onnx", "largest", 0, "256", 32,
+                    threshold)[0]
+        detectors.add(id(held("detector")))
+        found.append(len(faces))
+    run(mapping, "FaceXIDExtractor", faces, "models/buffalo_l/w600k_r50.onnx")
+    run(mapping, "FaceXMotionExtractor", faces, "epoch_20.pth", "L2CSNet_gaze360.pkl")
+    facex = run(mapping, "FaceXLoader", "facex_tiny.safetensors")[0]
+    run(mapping, "FaceXRegionPooler", faces, facex, "79999_iter.pth")
+    networks = ("recon3d", "gaze", "parsing", "clip_vision")
+    loaded_after_run = {role: loaded(role) for role in networks}
+    first_parser = weakref.ref(held("parsing").patcher)
+    run(mapping, "FaceXRegionPooler", faces, facex, "parsing_bisenet.pth")
+    gc.collect()
+    return {
+        "detectors": len(detectors),
+        "faces_found": found,
+        "roles_held": sorted(held_models._HELD),
+        "loaded_after_run": loaded_after_run,
+        "old_parser_freed": first_parser() is None,
+        "new_parser_loaded": loaded("parsing"),
+        "loaded_models": len(comfy.model_management.current_loaded_models),
+        "pack_models_loaded": sum(loaded(role) for role in networks),
+    }
+
+
 CHECKS = {"blocks": check_blocks, "equivalence": check_equivalence, "compose": check_compose,
-          "layouts": check_layouts}
+          "layouts": check_layouts, "memory": check_memory}
 
 if __name__ == "__main__":
     sys.path.append(str(REPO))
