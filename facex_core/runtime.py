@@ -1,4 +1,5 @@
-"""Where models run: torch device choice and the matching ONNX Runtime providers."""
+"""Where models run: torch device choice, the matching ONNX Runtime providers, and where a
+network's weights are now."""
 
 from __future__ import annotations
 
@@ -26,3 +27,10 @@ def onnx_providers(device: torch.device | str | None = None) -> list[str | tuple
         if providers and device.index is not None and providers[0] in _INDEXED_PROVIDERS:
             providers = [(providers[0], {"device_id": str(device.index)})]
     return providers + ["CPUExecutionProvider"]
+
+
+def weights_place(module: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
+    """Device and dtype of a module's weights at this moment. FaceX's extractors read it at
+    every call, so a host may move their weights between calls (ComfyUI offloads idle models)."""
+    weight = next(module.parameters())
+    return weight.device, weight.dtype

@@ -11,3 +11,8 @@ def compute_device() -> torch.device:
 def output_device() -> torch.device:
     """Where results go between nodes (ComfyUI keeps them off the GPU)."""
     return comfy.model_management.intermediate_device()
+
+
+def offload_device() -> torch.device:
+    """Where ComfyUI keeps models it is not running (the CPU unless VRAM is plentiful)."""
+    return comfy.model_management.unet_offload_device()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import fields
+from functools import partial
+from operator import attrgetter
 
 import torch
 from comfy_api.latest import io
@@ -21,8 +24,8 @@ from facex_core.model.weights import FaceXFile, load_facex
 from facex_core.models.manifest import FACEX
 from facex_core.previews import pose_overlay, region_overlay
 
-from .cache import cached, file_key
 from .devices import compute_device, output_device
+from .held_models import Managed, file_key, held, held_network, load_for_run
 from .loop import chunks
 from .paths import model_roots, resolve, resolve_file, role_choices, weight_choices
 from .types import FaceXFaces, FaceXIdentity, FaceXModelType, FaceXMotion, FaceXRegions
@@ -38,7 +41,7 @@ def _concat(parts: list, cls):
 
 def load_facex_file(choice: str) -> FaceXFile:
     path = resolve_file(FACEX, choice)
-    return cached(("facex", *file_key(path)), lambda: load_facex(path))
+    return held("facex", file_key(path), lambda: load_facex(path))
 
 
 class FaceXLoader(io.ComfyNode):
@@ -80,7 +83,7 @@ class FaceXIDExtractor(io.ComfyNode):
     @classmethod
     def execute(cls, faces, recognition) -> io.NodeOutput:
         path = resolve("recognition", recognition)
-        encoder = cached(("arcface", *file_key(path)), lambda: IdentityEncoder(path, compute_device()))
+        encoder = held("recognition", file_key(path), lambda: IdentityEncoder(path, compute_device()))
         parts = [encoder.encode(faces.select(index)) for index in chunks(len(faces))]
         return io.NodeOutput(_concat(parts, IdentityFeatures))
 
@@ -110,24 +113,29 @@ class FaceXMotionExtractor(io.ComfyNode):
     @classmethod
     def execute(cls, faces, recon3d, gaze) -> io.NodeOutput:
         recon_path, gaze_path = resolve("recon3d", recon3d), resolve("gaze", gaze)
-        recon = cached(("deep3d", *file_key(recon_path)),
-                       lambda: MotionExtractor.from_file(recon_path, compute_device()))
-        gazer = cached(("l2cs", *file_key(gaze_path)), lambda: GazeExtractor.from_file(gaze_path, compute_device()))
+        recon = held_network("recon3d", file_key(recon_path), partial(MotionExtractor.from_file, recon_path),
+                             attrgetter("network"))
+        gazer = held_network("gaze", file_key(gaze_path), partial(GazeExtractor.from_file, gaze_path),
+                             attrgetter("network"))
+        load_for_run(recon, gazer)
         parts = []
         for index in chunks(len(faces)):
             subset = faces.select(index)
-            parts.append(FaceMotion.from_extractors(recon.extract(subset), gazer.extract(subset)))
+            parts.append(FaceMotion.from_extractors(recon.extractor.extract(subset), gazer.extractor.extract(subset)))
         motion = _concat(parts, FaceMotion)
         return io.NodeOutput(motion, pose_overlay(faces.crops, faces.crop_kps, motion.pose))
 
 
-def region_encoder(facex: FaceXFile) -> ClipVisionEncoder:
+def region_encoder(facex: FaceXFile) -> Managed[ClipVisionEncoder]:
     """The CLIP a FaceX file was trained with: a clip_vision file, or weights it embeds."""
     path = region_encoder_file(facex.metadata, model_roots())
     if path is None:
-        return cached(("clip-embedded", id(facex)),
-                      lambda: ClipVisionEncoder.from_state(facex.clip_state, "the FaceX file", compute_device()))
-    return cached(("clip", *file_key(path)), lambda: ClipVisionEncoder.from_path(path, compute_device()))
+        # A weak reference: the key neither keeps a replaced FaceX file alive nor matches a
+        # new one that happens to get its address.
+        key, build = weakref.ref(facex.model), partial(ClipVisionEncoder.from_state, facex.clip_state, "the FaceX file")
+    else:
+        key, build = file_key(path), partial(ClipVisionEncoder.from_path, path)
+    return held_network("clip_vision", key, build, attrgetter("model"))
 
 
 class FaceXRegionPooler(io.ComfyNode):
@@ -156,16 +164,17 @@ class FaceXRegionPooler(io.ComfyNode):
     @classmethod
     def execute(cls, faces, facex, parser) -> io.NodeOutput:
         parser_path = resolve("parsing", parser)
-        parsing = cached(("bisenet", *file_key(parser_path)),
-                         lambda: FaceParser.from_file(parser_path, compute_device()))
+        parsing = held_network("parsing", file_key(parser_path), partial(FaceParser.from_file, parser_path),
+                               attrgetter("network"))
         clip, model = region_encoder(facex), facex.model
+        load_for_run(parsing, clip)
         labels, masks, tokens = [], [], []
         for index in chunks(len(faces)):
             subset = faces.select(index)
-            labels.append(parsing.parse(subset))
+            labels.append(parsing.extractor.parse(subset))
             masks.append(region_masks(labels[-1]))
             with torch.no_grad():
-                tokens.append(encode_regions(clip, model.region_adapter, subset.crops, masks[-1],
+                tokens.append(encode_regions(clip.extractor, model.region_adapter, subset.crops, masks[-1],
                                              model.config.clip_layers))
         masks = torch.cat(masks).to(output_device())
         regions = FaceRegions(torch.cat(labels).to(output_device()), masks, _concat(tokens, RegionTokens))

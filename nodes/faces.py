@@ -14,8 +14,8 @@ from facex_core.fors.reference import DEFAULT_MARGIN
 from facex_core.images import to_image_batch, to_uint8
 from facex_core.model.weights import FaceXFile
 
-from .cache import cached, file_key
 from .devices import compute_device
+from .held_models import file_key, held
 from .loop import frames
 from .paths import resolve, role_choices
 from .types import FaceXFaces, FaceXModelType
@@ -25,10 +25,10 @@ AUTO = "auto"
 DEFAULT_SIZE = 512  # without a FaceX model: detail enough for any later use of the crops
 
 
-def _detector(choice: str, threshold: float) -> FaceDetector:
+def _detector(choice: str) -> FaceDetector:
+    """One detector per file: the threshold is given at each call, not at loading."""
     path = resolve("detection", choice)
-    return cached(("detector", *file_key(path), threshold),
-                  lambda: FaceDetector(path, compute_device(), threshold=threshold))
+    return held("detector", file_key(path), lambda: FaceDetector(path, compute_device()))
 
 
 def _crop_size(choice: str, facex: FaceXFile | None) -> int:
@@ -87,9 +87,10 @@ class FaceXDetectAlign(io.ComfyNode):
                 facex=None) -> io.NodeOutput:
         images = to_image_batch(image)
         crop_size = _crop_size(size, facex)
-        model = _detector(detector, threshold)
+        model = _detector(detector)
         chosen = [
-            choose_faces(model.detect(to_uint8(images[i]), i), face, index, min_face_size, i, skip_frames_without_face)
+            choose_faces(model.detect(to_uint8(images[i]), i, threshold), face, index, min_face_size, i,
+                         skip_frames_without_face)
             for i in frames(range(images.shape[0]), images.shape[0])
         ]
         faces = align_faces(images, chosen, crop_size)

@@ -21,6 +21,8 @@ strength_and_range: strength halves the FRC update exactly and matches the refer
               over four steps the FRC runs on exactly the steps inside the range.
 lowvram:      the UNet's and the FaceX weights' patchers loaded by ComfyUI's lowvram path with a
               half-size budget: the prediction against a full load, and what was left unloaded.
+memory:       the extractor nodes run: their networks in ComfyUI's loaded models, one model
+              held per role across detector thresholds and after switching files.
 """
 
 from __future__ import annotations
@@ -510,9 +512,56 @@ def check_compose(base: Path) -> dict:
     }
 
 
+def check_memory(base: Path) -> dict:
+    """What the pack holds after its extractor nodes run: which of their ModelPatchers ComfyUI
+    counts as loaded, and how many models each role holds as thresholds and files change."""
+    mapping = start_comfy(base)
+    import gc
+    import weakref
+
+    import comfy.model_management
+
+    import nodes
+
+    held_models = next(module for name, module in sys.modules.items() if name.endswith(".nodes.held_models"))
+
+    def held(role: str):
+        return held_models._HELD[role][1]
+
+    def loaded(role: str) -> bool:
+        return any(entry.model is held(role).patcher for entry in comfy.model_management.current_loaded_models)
+
+    image = nodes.LoadImage().load_image("target.png")[0]
+    detectors, found = set(), []
+    for threshold in (0.3, 0.5, 0.7):
+        faces = run(mapping, "FaceXDetectAlign", image, "models/buffalo_l/det_10g.onnx", "largest", 0, "256", 32,
+                    threshold, False)[0]
+        detectors.add(id(held("detector")))
+        found.append(len(faces))
+    run(mapping, "FaceXIDExtractor", faces, "models/buffalo_l/w600k_r50.onnx")
+    run(mapping, "FaceXMotionExtractor", faces, "epoch_20.pth", "L2CSNet_gaze360.pkl")
+    facex = run(mapping, "FaceXLoader", "facex_tiny.safetensors")[0]
+    run(mapping, "FaceXRegionPooler", faces, facex, "79999_iter.pth")
+    networks = ("recon3d", "gaze", "parsing", "clip_vision")
+    loaded_after_run = {role: loaded(role) for role in networks}
+    first_parser = weakref.ref(held("parsing").patcher)
+    run(mapping, "FaceXRegionPooler", faces, facex, "parsing_bisenet.pth")
+    gc.collect()
+    return {
+        "detectors": len(detectors),
+        "faces_found": found,
+        "roles_held": sorted(held_models._HELD),
+        "loaded_after_run": loaded_after_run,
+        "old_parser_freed": first_parser() is None,
+        "new_parser_loaded": loaded("parsing"),
+        "loaded_models": len(comfy.model_management.current_loaded_models),
+        "pack_models_loaded": sum(loaded(role) for role in networks),
+    }
+
+
 CHECKS = {"blocks": check_blocks, "equivalence": check_equivalence, "compose": check_compose,
           "layouts": check_layouts, "guidance": check_guidance, "strength_and_range": check_strength_and_range,
-          "lowvram": check_lowvram}
+          "lowvram": check_lowvram, "memory": check_memory}
 
 if __name__ == "__main__":
     sys.path.append(str(REPO))

@@ -1,8 +1,8 @@
 """Random-weight model files for a tier-2 ComfyUI base directory, in the published layouts.
 
 A tiny SD1.5-family checkpoint that ComfyUI detects as SD15, FaceX weight files made for
-its UNet (one trained-looking, one zero-initialised), the FORD extractors, a CLIP, and a
-detector that finds the annotated face of each input image.
+its UNet (one trained-looking, one zero-initialised), the FORD extractors (and a second
+parser to switch to), a CLIP, and a detector that finds the annotated face of each input image.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from facex_core.model.config import FaceXConfig
 from facex_core.model.diffusers_binding import block_specs
 from facex_core.model.facex import FaceXModel
 from facex_core.model.weights import save_facex
+from facex_core.testing import checkpoints
 from facex_core.testing.checkpoints import TINY_CLIP_VISION
 from facex_core.testing.model_folder import PACK, write_extractors
 from facex_core.testing.sd_checkpoint import tiny_sd15, write_single_file
@@ -63,6 +64,7 @@ def populate(base: Path) -> None:
     for name, zero in ((FACEX, False), (FACEX_ZERO, True)):
         save_facex(tiny_facex(unet, zero), models / "facex" / name, extractors)
     write_extractors(models)
+    checkpoints.write_bisenet(models / "facex_extractors" / "parsing_bisenet.pth", seed=1)  # a parser to switch to
     planted_detector_file(models / PACK / "det_10g.onnx", [annotated(name) for name in INPUTS.values()], keyed=True)
     (base / "input").mkdir(exist_ok=True)
     for name, image in (INPUTS | NO_FACE).items():

@@ -35,6 +35,18 @@ def test_detections_come_back_in_image_pixels(planted_detector, name):
         assert face.score == pytest.approx(0.9, abs=1e-6)
 
 
+def test_one_detector_serves_every_threshold(planted_detector):
+    """The planted faces score 0.9: a call's threshold above it finds none, below it all, and a
+    call without one uses the detector's own."""
+    image = read_image_file(annotated(GROUP).path)
+    detector = planted_detector(GROUP)
+    expected = len(annotated(GROUP).faces)
+    assert [len(detector.detect(image, threshold=t)) for t in (0.5, 0.95, 0.85)] == [expected, 0, expected]
+    assert len(detector.detect(image)) == expected  # the default 0.5
+    detector.threshold = 0.95
+    assert len(detector.detect(image)) == 0
+
+
 def test_face_choice_largest_and_by_index_left_to_right(planted_detector):
     image = annotated(GROUP)
     found = planted_detector(GROUP).detect(read_image_file(image.path))

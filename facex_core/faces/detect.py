@@ -41,7 +41,8 @@ class DetectedFace:
 
 
 class FaceDetector:
-    """SCRFD from an insightface pack (det_10g.onnx or scrfd_10g_bnkps.onnx)."""
+    """SCRFD from an insightface pack (det_10g.onnx or scrfd_10g_bnkps.onnx). `threshold` is the
+    default confidence; a call may give its own, so one loaded detector serves every threshold."""
 
     def __init__(
         self,
@@ -72,12 +73,14 @@ class FaceDetector:
                 f"The detector {path} gives no facial keypoints; FaceX aligns faces on 5 keypoints, "
                 "use det_10g.onnx or scrfd_10g_bnkps.onnx."
             )
-        model.prepare(-1 if device.type == "cpu" else 0, input_size=(det_size, det_size), det_thresh=threshold)
+        model.prepare(-1 if device.type == "cpu" else 0, input_size=(det_size, det_size))
         self.model = model
         self.det_size = det_size
+        self.threshold = threshold
 
-    def detect(self, image_rgb: np.ndarray, image_index: int = 0) -> list[DetectedFace]:
-        """All faces in one uint8 RGB [H, W, 3] image, in no particular order."""
+    def detect(self, image_rgb: np.ndarray, image_index: int = 0, threshold: float | None = None) -> list[DetectedFace]:
+        """All faces in one uint8 RGB [H, W, 3] image scoring at least `threshold` (the
+        detector's own when None), in no particular order."""
         height, width = image_rgb.shape[:2]
         if min(height, width) < MIN_IMAGE_SIDE:
             raise ImageInputError(
@@ -85,6 +88,7 @@ class FaceDetector:
                 f"(at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} is needed)."
             )
         bgr = np.ascontiguousarray(image_rgb[..., ::-1])
+        self.model.det_thresh = self.threshold if threshold is None else threshold  # read by insightface's detect
         boxes, kpss = self.model.detect(bgr, input_size=(self.det_size, self.det_size), max_num=0)
         return [
             DetectedFace(box=box[:4].astype(np.float64), kps=kps.astype(np.float64), score=float(box[4]))

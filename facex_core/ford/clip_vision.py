@@ -17,6 +17,7 @@ from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from ..errors import ModelFileError
 from ..models.locate import require_file
+from ..runtime import weights_place
 from .checkpoint import load_strict, read_weights
 from .normalize import OPENAI_CLIP, Normalize
 
@@ -62,12 +63,12 @@ def config_from_state(state: dict[str, torch.Tensor]) -> CLIPVisionConfig:
 
 
 class ClipVisionEncoder:
-    """CLIP vision tower returning [N, C, g, g] patch grids of chosen hidden layers."""
+    """CLIP vision tower returning [N, C, g, g] patch grids of chosen hidden layers. It runs
+    where its weights are at each call (`device` only says where they start)."""
 
     def __init__(self, model: CLIPVisionModelWithProjection, device: torch.device | str = "cpu") -> None:
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
-        self.normalize = Normalize(OPENAI_CLIP, self.device)
+        self.model = model.to(device).eval()
+        self.normalize = Normalize(OPENAI_CLIP)
         config = model.config
         self.image_size = config.image_size
         self.grid = config.image_size // config.patch_size
@@ -100,11 +101,13 @@ class ClipVisionEncoder:
 
     def preprocess(self, crops: torch.Tensor) -> torch.Tensor:
         """[N, S, S, 3] square crops in 0..1 to normalised [N, 3, 224, 224] (ComfyUI's clip_preprocess
-        on a square image: antialiased bicubic resize, nothing to centre-crop)."""
-        x = crops.permute(0, 3, 1, 2).to(self.device, torch.float32)
+        on a square image: antialiased bicubic resize, nothing to centre-crop), on the device
+        and in the dtype of the weights."""
+        device, dtype = weights_place(self.model)
+        x = crops.permute(0, 3, 1, 2).to(device, torch.float32)
         x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bicubic", antialias=True,
                           align_corners=False)
-        return self.normalize(x.clamp(0, 1))
+        return self.normalize(x.clamp(0, 1)).to(dtype)
 
     def patch_grids(self, crops: torch.Tensor, layers: tuple[int, ...]) -> list[torch.Tensor]:
         """Hidden states of `layers` (indices into hidden_states: 0 = embeddings, -2 =

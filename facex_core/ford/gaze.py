@@ -19,6 +19,7 @@ from torch import nn
 from ..errors import ModelFileError
 from ..faces.align import box_corners
 from ..faces.crops import FaceCrops
+from ..runtime import weights_place
 from .checkpoint import load_strict, read_weights, strip_prefix
 from .normalize import IMAGENET, Normalize
 from .resnet import ResNet
@@ -64,13 +65,13 @@ def expected_angle(logits: torch.Tensor, bins: AngleBins) -> torch.Tensor:
 
 
 class GazeExtractor:
-    """L2CS-Net on the detection box of each FaceX crop."""
+    """L2CS-Net on the detection box of each FaceX crop, run where its weights are at each
+    call (`device` only says where they start)."""
 
     def __init__(self, network: L2CS, bins: AngleBins, device: torch.device | str = "cpu") -> None:
-        self.device = torch.device(device)
-        self.network = network.to(self.device).eval()
+        self.network = network.to(device).eval()
         self.bins = bins
-        self.normalize = Normalize(IMAGENET, self.device)
+        self.normalize = Normalize(IMAGENET)
 
     @classmethod
     def from_file(cls, path: str | Path, device: torch.device | str = "cpu") -> GazeExtractor:
@@ -89,8 +90,9 @@ class GazeExtractor:
     @torch.no_grad()
     def extract(self, faces: FaceCrops) -> torch.Tensor:
         """[N, 2] gaze (yaw, pitch) in radians."""
-        crops = faces.crops.permute(0, 3, 1, 2).to(self.device, torch.float32)
-        corners = box_corners(faces.crop_boxes.to(self.device))
+        device, dtype = weights_place(self.network)
+        crops = faces.crops.permute(0, 3, 1, 2).to(device, torch.float32)
+        corners = box_corners(faces.crop_boxes.to(device))
         boxes = crop_and_resize(crops, corners, (GAZE_INPUT, GAZE_INPUT), mode="bilinear")
-        yaw_logits, pitch_logits = self.network(self.normalize(boxes))
+        yaw_logits, pitch_logits = (logits.float() for logits in self.network(self.normalize(boxes).to(dtype)))
         return torch.stack([expected_angle(yaw_logits, self.bins), expected_angle(pitch_logits, self.bins)], -1)

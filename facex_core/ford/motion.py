@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..faces.crops import FaceCrops
+from ..runtime import weights_place
 from .checkpoint import load_strict, read_weights, strip_prefix, sub_dict
 from .resnet import ResNet
 
@@ -117,11 +118,11 @@ class Motion3DMM:
 
 
 class MotionExtractor:
-    """Deep3DFaceRecon on FaceX crops."""
+    """Deep3DFaceRecon on FaceX crops, run where its weights are at each call (`device` only
+    says where they start)."""
 
     def __init__(self, network: ReconNet, device: torch.device | str = "cpu") -> None:
-        self.device = torch.device(device)
-        self.network = network.to(self.device).eval()
+        self.network = network.to(device).eval()
 
     @classmethod
     def from_file(cls, path: str | Path, device: torch.device | str = "cpu") -> MotionExtractor:
@@ -132,7 +133,8 @@ class MotionExtractor:
 
     @torch.no_grad()
     def extract(self, faces: FaceCrops) -> Motion3DMM:
-        crops = faces.crops.permute(0, 3, 1, 2).to(self.device, torch.float32)
+        device, dtype = weights_place(self.network)
+        crops = faces.crops.permute(0, 3, 1, 2).to(device, torch.float32)
         kps = faces.crop_kps.cpu().numpy()
         batch = torch.stack([recon_crop(crop, points) for crop, points in zip(crops, kps, strict=True)])
-        return Motion3DMM(**split_coefficients(self.network(batch)))
+        return Motion3DMM(**split_coefficients(self.network(batch.to(dtype)).float()))

@@ -9,11 +9,11 @@ OPENAI_CLIP = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.2
 
 
 class Normalize:
-    """(x - mean) / std for [B, 3, H, W] images in 0..1, with the constants kept on a device."""
+    """(x - mean) / std for [B, 3, H, W] images in 0..1, computed on x's device and in its dtype."""
 
-    def __init__(self, stats: tuple[tuple[float, ...], tuple[float, ...]], device: torch.device | str) -> None:
-        self.mean = torch.tensor(stats[0], device=device).view(1, 3, 1, 1)
-        self.std = torch.tensor(stats[1], device=device).view(1, 3, 1, 1)
+    def __init__(self, stats: tuple[tuple[float, ...], tuple[float, ...]]) -> None:
+        self.mean = torch.tensor(stats[0]).view(1, 3, 1, 1)
+        self.std = torch.tensor(stats[1]).view(1, 3, 1, 1)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+        return (x - self.mean.to(x)) / self.std.to(x)

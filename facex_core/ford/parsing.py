@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..faces.crops import FaceCrops
+from ..runtime import weights_place
 from .checkpoint import load_strict, read_weights, strip_prefix
 from .normalize import IMAGENET, Normalize
 from .regions import BISENET_LABELS
@@ -111,14 +112,14 @@ class BiSeNet(nn.Module):
 
 
 class FaceParser:
-    """BiSeNet on FaceX crops; labels follow BISENET_LABELS."""
+    """BiSeNet on FaceX crops; labels follow BISENET_LABELS. It runs where its weights are at
+    each call (`device` only says where they start)."""
 
     labels = BISENET_LABELS
 
     def __init__(self, network: BiSeNet, device: torch.device | str = "cpu") -> None:
-        self.device = torch.device(device)
-        self.network = network.to(self.device).eval()
-        self.normalize = Normalize(IMAGENET, self.device)
+        self.network = network.to(device).eval()
+        self.normalize = Normalize(IMAGENET)
 
     @classmethod
     def from_file(cls, path: str | Path, device: torch.device | str = "cpu") -> FaceParser:
@@ -129,8 +130,9 @@ class FaceParser:
     @torch.no_grad()
     def parse(self, faces: FaceCrops) -> torch.Tensor:
         """[N, S, S] label map at crop resolution."""
-        crops = faces.crops.permute(0, 3, 1, 2).to(self.device, torch.float32)
+        device, dtype = weights_place(self.network)
+        crops = faces.crops.permute(0, 3, 1, 2).to(device, torch.float32)
         x = F.interpolate(crops, size=(PARSING_INPUT, PARSING_INPUT), mode="bilinear", align_corners=False)
-        logits = self.network(self.normalize(x))
+        logits = self.network(self.normalize(x).to(dtype)).float()
         logits = F.interpolate(logits, size=crops.shape[2:], mode="bilinear", align_corners=False)
         return logits.argmax(1)

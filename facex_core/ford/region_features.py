@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..runtime import weights_place
+
 if TYPE_CHECKING:
     from .clip_vision import ClipVisionEncoder
 
@@ -98,10 +100,10 @@ def encode_regions(
     layers: tuple[int, ...] | None = None,
 ) -> RegionTokens:
     """Region tokens of [N, S, S, 3] crops for [N, R, S, S] region masks, computed where the
-    adapter's weights are (the CLIP grids are moved there)."""
+    adapter's weights are (the CLIP grids are moved there, and cast to their dtype)."""
     layers = layers or default_clip_layers(clip.depth, adapter.config.levels)
-    device = next(adapter.parameters()).device
-    grids = [grid.to(device) for grid in clip.patch_grids(crops, layers)]
+    device, dtype = weights_place(adapter)
+    grids = [grid.to(device, dtype) for grid in clip.patch_grids(crops, layers)]
     return mask_pool(adapter(grids), masks.to(device))
 
 
