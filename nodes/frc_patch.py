@@ -15,6 +15,7 @@ import weakref
 from functools import partial
 
 import comfy.ldm.modules.attention
+import comfy.model_management
 import comfy.model_patcher
 import comfy.patcher_extension
 import torch
@@ -128,6 +129,16 @@ def comfy_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tenso
     return comfy.ldm.modules.attention.optimized_attention(query, keys, values, heads, skip_reshape=True)
 
 
+def load_whole(patcher: comfy.model_patcher.ModelPatcher) -> None:
+    """Load every FaceX weight to the load device. After a low-VRAM run ComfyUI may have left
+    some plain modules on the offload device while counting the patcher as loaded; the
+    adapters that make f_SD need all their weights in one place, so a partial load is undone
+    first."""
+    if patcher.loaded_size() < patcher.model_size():
+        patcher.unpatch_model(patcher.offload_device)
+    comfy.model_management.load_models_gpu([patcher], force_full_load=True)
+
+
 def find_patch(model) -> AddFRC | None:
     patches = model.model_options.get("transformer_options", {}).get("patches", {})
     return next((p for p in patches.get("attn2_output_patch", []) if isinstance(p, AddFRC)), None)
@@ -198,6 +209,7 @@ class FaceXSamplerHook(io.ComfyNode):
         if patch is None:
             raise MissingInputError("This model has no FaceX FRC: connect it through FaceX FRC Model Patcher first.")
         facex = patch.facex
+        load_whole(patch.patcher)
         weight = next(facex.parameters())
         with torch.no_grad():
             rep = representation.to(weight.device, weight.dtype)

@@ -390,7 +390,8 @@ def check_lowvram(base: Path) -> dict:
     step, and how many modules ComfyUI left unloaded or cast on the fly."""
     import torch
 
-    checkpoint, comfy_model, hooked = hooked_tiny_model(base, faces=1)
+    mapping, _, _, patched = patched_tiny_model(base)
+    hooked = hook(mapping, patched, faces=1)
     import comfy.model_management
 
     weights = pack_module("frc_patch").find_patch(hooked).patcher
@@ -426,8 +427,14 @@ def check_lowvram(base: Path) -> dict:
         "diff": max_diff(predict(), full),
     }
     partial_sample = sample_one_step(hooked, noise, positive, negative)
-    return dict(numbers, facex_unloaded_while_sampling=facex_unloaded(),
-                sample_diff=max_diff(partial_sample, full_sample))
+    unloaded_while_sampling = facex_unloaded()
+    rehooked = hook(mapping, hooked, faces=1)  # f_SD is made from the weights as the partial load left them
+    return dict(numbers, facex_unloaded_while_sampling=unloaded_while_sampling,
+                sample_diff=max_diff(partial_sample, full_sample), facex_loaded_bytes_after_hook=weights.loaded_size(),
+                facex_lowvram_after_hook=bool(weights.model.model_lowvram),
+                same_context_after_partial_load=bool(torch.equal(
+                    rehooked.model_options["transformer_options"]["facex_condition"].sampling.context,
+                    hooked.model_options["transformer_options"]["facex_condition"].sampling.context)))
 
 
 def kohya_lora(diffusion_model, rank: int = 4, seed: int = 3) -> dict:

@@ -47,5 +47,9 @@ def test_a_partial_lowvram_load_gives_the_full_load_prediction(comfy_base):
     assert result["facex_unloaded_full"] == 0 < result["facex_unloaded"] < result["facex_modules"], result
     assert result["facex_loaded_bytes"] < result["facex_bytes"] and result["unet_lowvram"] > 0, result
     assert result["facex_unloaded_while_sampling"] > 0, result
+    # the Sampler Hook loads the FaceX weights whole before making f_SD: on a GPU a split
+    # module would mix devices; here the context it makes must be the same one
+    assert result["facex_loaded_bytes_after_hook"] == result["facex_bytes"], result
+    assert not result["facex_lowvram_after_hook"] and result["same_context_after_partial_load"], result
     # the same weights and arithmetic on the same device: only kernel order could differ
     assert result["diff"] <= 1e-5 and result["sample_diff"] <= 1e-5, result
