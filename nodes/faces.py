@@ -9,14 +9,14 @@ from facex_core.errors import UsageError
 from facex_core.faces.align import CROP_SIZES
 from facex_core.faces.crops import align_faces
 from facex_core.faces.detect import FACE_CHOICES, FaceDetector, choose_faces
-from facex_core.faces.paste import face_coverage, paste_back, soften
+from facex_core.faces.paste import checked_crops, face_coverage, paste_into, soften
 from facex_core.fors.reference import DEFAULT_MARGIN
 from facex_core.images import to_image_batch, to_uint8
 from facex_core.model.weights import FaceXFile
 
 from .devices import compute_device
 from .held_models import file_key, held
-from .loop import frames
+from .loop import chunks, frames
 from .paths import resolve, role_choices
 from .types import FaceXFaces, FaceXModelType
 
@@ -136,8 +136,12 @@ class FaceXPasteBack(io.ComfyNode):
         masks = None if mask is None else soften(torch.nn.functional.interpolate(
             mask.reshape(-1, 1, *mask.shape[-2:]).float(), size=(faces.size, faces.size), mode="bilinear")[:, 0],
             mask_feather)
-        return io.NodeOutput(paste_back(images, faces, edited, feather, color_match, masks),
-                             face_coverage(faces, images.shape[0], feather, masks))
+        edited = checked_crops(images, faces, edited, masks)
+        out, area = images.clone(), images.new_zeros(images.shape[:3])
+        for index in chunks(len(faces)):
+            chunk_masks = masks if masks is None or masks.shape[0] == 1 else masks[index]
+            paste_into(out, faces.select(index), edited[index], feather, color_match, chunk_masks, area)
+        return io.NodeOutput(out, area)
 
 
 NODES = [FaceXDetectAlign, FaceXPasteBack]

@@ -70,3 +70,35 @@ def test_doctor_reports_in_the_ui(comfy_server):
     assert "[ok  ] import insightface.app" in text
     assert "[FAIL] model buffalo_l/det_10g" in text and "expected 16,923,827" in text  # random stand-in file
     assert "[ok  ] model l2cs/gaze360" in text  # no published size to compare
+
+
+def test_a_frame_without_a_face_passes_through_when_asked(comfy_server):
+    """A two-frame batch whose second frame has no face: with skip_frames_without_face the run
+    succeeds, that frame comes back bit for bit and Paste Back's pasted_area is 0 on it."""
+    graph = detect_graph("astronaut.png")
+    graph["6"] = {"class_type": "LoadImage", "inputs": {"image": "coffee.png"}}
+    graph["7"] = {"class_type": "ImageBatch", "inputs": {"image1": ["1", 0], "image2": ["6", 0]}}
+    graph["2"]["inputs"] |= {"image": ["7", 0], "skip_frames_without_face": True}
+    graph["3"]["inputs"]["image"] = ["7", 0]
+    graph["8"] = {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "frames"}}
+    graph["9"] = {"class_type": "MaskToImage", "inputs": {"mask": ["3", 1]}}
+    graph["10"] = {"class_type": "SaveImage", "inputs": {"images": ["9", 0], "filename_prefix": "area"}}
+    entry = comfy_server.run(graph)
+    assert entry["status"]["status_str"] == "success", execution_error(entry)
+
+    def saved(node: str) -> list[np.ndarray]:
+        return [np.asarray(Image.open(comfy_server.base / "output" / image["filename"]).convert("RGB"))
+                for image in entry["outputs"][node]["images"]]
+
+    pasted, frames, area = saved("4"), saved("8"), saved("10")
+    assert len(pasted) == 2 and len(saved("5")) == 1  # two frames out, one face cropped
+    assert np.array_equal(pasted[1], frames[1]) and area[1].max() == 0
+    assert area[0].max() == 255
+
+
+def test_a_crop_size_other_than_the_facex_models_is_named(comfy_server):
+    graph = detect_graph("astronaut.png")
+    graph["6"] = {"class_type": "FaceXLoader", "inputs": {"facex_file": "facex_tiny.safetensors"}}
+    graph["2"]["inputs"]["facex"] = ["6", 0]
+    message = execution_error(comfy_server.run(graph))
+    assert "size is 512 but the connected FaceX model works on 256 px crops; set size to auto or 256" in message

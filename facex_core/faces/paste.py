@@ -72,10 +72,20 @@ def paste_back(
     """Return a copy of `images` [B, H, W, 3] with each face's crop pasted where it came from.
 
     `crops` [N, S, S, 3] are the edited crops (default: the faces' own crops); `masks`
-    [N, S, S] optionally limit what is pasted (e.g. the fusion mask of an edit). Frames
-    without a face are returned unchanged; pixels where the blend weight is 0 keep their
-    exact values.
+    [N, S, S] (or one for all) optionally limit what is pasted (e.g. the fusion mask of an
+    edit). Frames without a face are returned unchanged; pixels where the blend weight is 0
+    keep their exact values.
     """
+    crops = checked_crops(images, faces, crops, masks)
+    out = images.clone()
+    paste_into(out, faces, crops, feather, color_match, masks)
+    return out
+
+
+def checked_crops(images: torch.Tensor, faces: FaceCrops, crops: torch.Tensor | None = None,
+                  masks: torch.Tensor | None = None) -> torch.Tensor:
+    """The crops to paste at the faces' crop size, once the batches are known to fit: checked
+    before any pixel is written."""
     crops = faces.crops if crops is None else crops
     if crops.shape[0] != len(faces):
         raise BatchSizeError(
@@ -83,20 +93,34 @@ def paste_back(
             "made from these same faces."
         )
     _check_images(images, faces)
+    if masks is not None and masks.shape[0] not in (1, len(faces)):
+        raise BatchSizeError(f"{masks.shape[0]} masks were given for {len(faces)} faces; give one mask, or one per "
+                             f"face.")
     if crops.shape[1:3] != faces.crops.shape[1:3]:
         crops = torch.nn.functional.interpolate(
             crops.permute(0, 3, 1, 2), size=faces.crops.shape[1:3], mode="bicubic", antialias=True
         ).permute(0, 2, 3, 1).clamp(0, 1)
-    out = images.clone()
+    return crops
+
+
+def paste_into(out: torch.Tensor, faces: FaceCrops, crops: torch.Tensor, feather: float = 0.1,
+               color_match: bool = False, masks: torch.Tensor | None = None,
+               area: torch.Tensor | None = None) -> None:
+    """Paste checked crops into `out` [B, H, W, 3] in place and, given `area` [B, H, W], keep
+    the blend weights there too. A host pastes a long video chunk by chunk of faces through
+    this, showing progress and stopping between chunks, with one copy of the frames."""
     inverse = faces.inverse_matrices
     for i, mask in enumerate(_blend_masks(faces, feather, masks)):
         crop = match_colors(crops[i], faces.crops[i], mask) if color_match else crops[i]
         window = _Window.of(inverse[i], faces.size, faces.image_hw)
         back = warp_image(crop.permute(2, 0, 1), window.matrix, window.hw, padding="zeros")
-        alpha = _to_window(mask, window)[..., None]
-        region = out[int(faces.image_index[i]), window.rows, window.cols]
-        region.copy_(region * (1 - alpha) + back.permute(1, 2, 0).clamp(0, 1) * alpha)
-    return out
+        alpha = _to_window(mask, window)
+        owner = int(faces.image_index[i])
+        region = out[owner, window.rows, window.cols]
+        region.copy_(region * (1 - alpha[..., None]) + back.permute(1, 2, 0).clamp(0, 1) * alpha[..., None])
+        if area is not None:
+            reached = area[owner, window.rows, window.cols]
+            reached.copy_(torch.maximum(reached, alpha))
 
 
 def _check_images(images: torch.Tensor, faces: FaceCrops) -> None:
@@ -113,10 +137,8 @@ def _check_images(images: torch.Tensor, faces: FaceCrops) -> None:
 
 
 def _blend_masks(faces: FaceCrops, feather: float, masks: torch.Tensor | None) -> Iterator[torch.Tensor]:
-    """Each face's crop-space blend weights: the feathered border, times its mask if given."""
-    if masks is not None and masks.shape[0] not in (1, len(faces)):
-        raise BatchSizeError(f"{masks.shape[0]} masks were given for {len(faces)} faces; give one mask, or one per "
-                             f"face.")
+    """Each face's crop-space blend weights: the feathered border, times its mask if given
+    (one mask serves every face)."""
     border = feather_mask(faces.size, feather, faces.crops.device)
     for i in range(len(faces)):
         yield border if masks is None else border * masks[i % masks.shape[0]].to(border)
@@ -164,13 +186,11 @@ def _to_window(mask: torch.Tensor, window: _Window) -> torch.Tensor:
     return warp_image(mask[None], window.matrix, window.hw, mode="bilinear", padding="zeros")[0].clamp(0, 1)
 
 
-def face_coverage(faces: FaceCrops, batch_size: int, feather: float = 0.1,
-                masks: torch.Tensor | None = None) -> torch.Tensor:
-    """[B, H, W] blend weight paste-back uses in each image (the union over its faces): 0
-    where every pixel is kept exactly."""
+def face_coverage(faces: FaceCrops, batch_size: int, feather: float = 0.1) -> torch.Tensor:
+    """[B, H, W] mask of where paste-back writes in each image (the union over its faces)."""
     area = faces.crops.new_zeros(batch_size, *faces.image_hw)
     inverse = faces.inverse_matrices
-    for i, mask in enumerate(_blend_masks(faces, feather, masks)):
+    for i, mask in enumerate(_blend_masks(faces, feather, None)):
         window = _Window.of(inverse[i], faces.size, faces.image_hw)
         region = area[int(faces.image_index[i]), window.rows, window.cols]
         region.copy_(torch.maximum(region, _to_window(mask, window)))
