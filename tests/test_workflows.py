@@ -54,6 +54,49 @@ def combo_choices(input_spec: list) -> list:
     return input_spec[0] if isinstance(input_spec[0], list) else input_options(input_spec).get("options", [])
 
 
+def graph_contract(specs: dict, prompts: list[dict]) -> dict:
+    """What API graphs depend on in each node type's /object_info entry: the type, group and
+    validity of every input they set, the required inputs they leave unset, and the type of
+    every output they link. A core node that gains an output or an optional input, or offers
+    more combo options, keeps the same contract; one that renames, retypes or newly requires
+    an input the graphs use does not."""
+    contract: dict[str, dict] = {}
+    for prompt in prompts:
+        for node in prompt.values():
+            spec = specs.get(node["class_type"])
+            entry = contract.setdefault(node["class_type"], {"inputs": {}, "unset_required": [], "outputs": {}})
+            if spec is None:
+                entry["missing"] = True
+                continue
+            declared = declared_inputs(spec)
+            required = spec["input"].get("required", {})
+            for name, value in node["inputs"].items():
+                if isinstance(value, list):
+                    origin = prompt[value[0]]["class_type"]
+                    origin_outputs = specs.get(origin, {}).get("output", [])
+                    contract.setdefault(origin, {"inputs": {}, "unset_required": [], "outputs": {}})["outputs"][
+                        str(value[1])] = origin_outputs[value[1]] if value[1] < len(origin_outputs) else None
+                if name not in declared:
+                    entry["inputs"][name] = "absent"
+                    continue
+                group = "required" if name in required else "optional"
+                valid = isinstance(value, list) or accepts(declared[name], value)
+                entry["inputs"][name] = [input_type(declared[name]), group, valid]
+            entry["unset_required"] = sorted(set(entry["unset_required"]) | (set(required) - set(node["inputs"])))
+    return contract
+
+
+def accepts(input_spec: list, value) -> bool:
+    """Whether a widget input takes this value (a combo offers it, a number is in range)."""
+    kind = input_type(input_spec)
+    if kind == "COMBO":
+        return value in combo_choices(input_spec)
+    options = input_options(input_spec)
+    if kind in ("INT", "FLOAT"):
+        return options.get("min", value) <= value <= options.get("max", value)
+    return True
+
+
 def graph_nodes(workflow: dict) -> list[dict]:
     return [node for node in workflow["nodes"] if node["type"] != "Note"]
 
@@ -206,3 +249,14 @@ def test_the_graph_reads_as_the_pipeline_in_stage_groups(task):
     order = list(STAGES)
     for _, origin, _, target, _, _ in workflow["links"]:
         assert order.index(stage_of(nodes[origin])) <= order.index(stage_of(nodes[target])), (origin, target)
+
+
+def test_the_graphs_contract_holds_in_the_snapshot(specs):
+    """Every input the graphs set exists with a valid value, no required input is left unset
+    and every linked output exists: what the tier-2 snapshot test compares across ComfyUI
+    versions."""
+    contract = graph_contract(specs, [api_workflow(task) for task in TASKS])
+    for node_type, entry in contract.items():
+        assert "missing" not in entry and entry["unset_required"] == [], node_type
+        assert all(value != "absent" and value[2] for value in entry["inputs"].values()), node_type
+        assert None not in entry["outputs"].values(), node_type
