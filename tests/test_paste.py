@@ -1,7 +1,6 @@
 """Paste-back blending, colour matching and the batch checks that protect it."""
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -9,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import annotated, image_tensor
+from conftest import FACES_DIR, annotated, image_tensor
 
 from facex_core.errors import BatchSizeError
 from facex_core.faces.align import warp_image
@@ -148,42 +147,17 @@ def test_a_frame_without_a_face_comes_back_unchanged(scene):
     assert torch.equal(out[1], frames[1]) and not torch.equal(out[0], frames[0])
 
 
-# Run in a fresh interpreter so that its peak resident size is this paste-back's alone.
-THOUSAND_FRAMES = """
-import json, resource, sys, time
-from dataclasses import replace
-import torch
-from conftest import annotated, image_tensor
-from facex_core.faces.crops import align_faces
-from facex_core.faces.paste import paste_back
-
-one = align_faces(image_tensor(sys.argv[1]), [annotated(sys.argv[1]).detections()], 256)
-frames, shrink = 1000, 0.25  # a 512x512 video whose face is about 60 px wide
-matrices = one.matrices.clone()
-matrices[:, :, :2] /= shrink
-faces = replace(one, crops=one.crops.expand(frames, -1, -1, -1), matrices=matrices.expand(frames, -1, -1),
-                kps=one.kps.expand(frames, -1, -1), boxes=one.boxes.expand(frames, -1),
-                scores=one.scores.expand(frames), image_index=torch.arange(frames), image_hw=(512, 512))
-video = torch.full((frames, 512, 512, 3), 0.5)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-start = time.perf_counter()
-pasted = paste_back(video, faces)
-print(json.dumps({"peak_growth_mib": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024,
-                  "video_mib": video.numel() * 4 / 2**20, "seconds": time.perf_counter() - start,
-                  "changed_frames": int((pasted != video).flatten(1).any(1).sum())}))
-"""
-
-
 @pytest.mark.slow
 def test_a_thousand_frame_paste_back_needs_only_its_output_and_one_face_at_a_time():
-    """1,000 frames of 512x512 (3 GiB as ComfyUI's float IMAGE): paste-back allocates the output
-    copy and then works one face window at a time, so the peak grows by the output plus a
-    fixed working set, never by a second or third copy of the video. Bound: output + 256 MiB
-    (measured: output + 3 MiB, in 4.9 s on 2 CPU cores)."""
-    tests = Path(__file__).parent
-    result = subprocess.run([sys.executable, "-c", THOUSAND_FRAMES, NAME], capture_output=True, text=True,
-                            cwd=tests, env=dict(os.environ, PYTHONPATH=f"{tests.parent}:{tests}"), timeout=600)
+    """1,000 frames of 512x512 (3 GiB as ComfyUI's float IMAGE), run by benchmarks/paste_back.py
+    in a fresh interpreter so that its peak resident size is this paste-back's alone:
+    paste-back allocates the output copy and then works one face window at a time, so the
+    peak grows by the output plus a fixed working set, never by a second copy of the video.
+    Bound: output + 256 MiB (measured: output + 3 MiB, 4.9 s on 2 CPU threads)."""
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-m", "benchmarks.paste_back", "--json", "--device", "cpu",
+                             "--faces", str(FACES_DIR)], capture_output=True, text=True, cwd=repo, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     measured = json.loads(result.stdout.splitlines()[-1])
-    assert measured["changed_frames"] == 1000
-    assert measured["peak_growth_mib"] <= measured["video_mib"] + 256, measured
+    assert measured["frames"] == measured["changed_frames"] == 1000
+    assert measured["peak_growth_mib"] <= measured["frames_video_mib"] + 256, measured
