@@ -15,7 +15,6 @@ import weakref
 from functools import partial
 
 import comfy.ldm.modules.attention
-import comfy.model_management
 import comfy.model_patcher
 import comfy.patcher_extension
 import torch
@@ -26,6 +25,7 @@ from facex_core.model.config import BlockSpec, layout_mismatch
 from facex_core.model.facex import FaceXModel
 from facex_core.model.frc import SamplingContext, chunk_contexts, frc_on_chunks
 
+from .devices import load_whole
 from .types import FaceXModelType, FaceXRepresentation
 
 CATEGORY = "FaceX"
@@ -56,22 +56,23 @@ class FaceXCondition:
     def __init__(self, sampling: SamplingContext, strength: float, sigma_start: float, sigma_end: float):
         self.sampling, self.strength = sampling, strength
         self.sigma_start, self.sigma_end = sigma_start, sigma_end
-        self._last: tuple[weakref.ref, bool] | None = None
+        self._last: dict[torch.device, tuple[weakref.ref, bool]] = {}
 
     def __deepcopy__(self, memo) -> FaceXCondition:
         return self
 
     def active(self, sigmas: torch.Tensor | None) -> bool:
         """Whether this step's sigma is inside the start/end range. Every block of one model call
-        gets the same sigmas tensor, so it is read from the device once per call, not per block."""
+        gets the same sigmas tensor, so it is read from the device once per call, not per block
+        (per device: multi-GPU sampling gives each GPU's thread its own sigmas)."""
         if sigmas is None:
             return True
-        last = self._last
+        last = self._last.get(sigmas.device)
         if last is not None and last[0]() is sigmas:
             return last[1]
         sigma = float(sigmas.max())
         active = self.sigma_end <= sigma <= self.sigma_start
-        self._last = (weakref.ref(sigmas), active)
+        self._last[sigmas.device] = (weakref.ref(sigmas), active)
         return active
 
     def release_after(self, executor, *args, **kwargs):
@@ -125,18 +126,11 @@ class AddFRC(_FaceXPatch):
 
 
 def comfy_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, heads: int) -> torch.Tensor:
-    """ComfyUI's optimized attention (its backend flags apply) on split heads."""
-    return comfy.ldm.modules.attention.optimized_attention(query, keys, values, heads, skip_reshape=True)
-
-
-def load_whole(patcher: comfy.model_patcher.ModelPatcher) -> None:
-    """Load every FaceX weight to the load device. After a low-VRAM run ComfyUI may have left
-    some plain modules on the offload device while counting the patcher as loaded; the
-    adapters that make f_SD need all their weights in one place, so a partial load is undone
-    first."""
-    if patcher.loaded_size() < patcher.model_size():
-        patcher.unpatch_model(patcher.offload_device)
-    comfy.model_management.load_models_gpu([patcher], force_full_load=True)
+    """ComfyUI's optimized attention (its backend flags apply) on split heads, never quantised
+    to int8 (newer ComfyUI's low-precision backends): FaceX's attention keeps the numerics it
+    was trained with. Older ComfyUI ignores the flag."""
+    return comfy.ldm.modules.attention.optimized_attention(query, keys, values, heads, skip_reshape=True,
+                                                           low_precision_attention=False)
 
 
 def find_patch(model) -> AddFRC | None:
@@ -209,7 +203,7 @@ class FaceXSamplerHook(io.ComfyNode):
         if patch is None:
             raise MissingInputError("This model has no FaceX FRC: connect it through FaceX FRC Model Patcher first.")
         facex = patch.facex
-        load_whole(patch.patcher)
+        load_whole(patch.patcher)  # the adapters that make f_SD need their weights in one place
         weight = next(facex.parameters())
         with torch.no_grad():
             rep = representation.to(weight.device, weight.dtype)

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
-import comfy.model_management
 import comfy.model_patcher
 import torch
 
-from .devices import compute_device, offload_device
+from .devices import compute_device, load_whole, offload_device
 
 T = TypeVar("T")
 E = TypeVar("E")
@@ -74,6 +73,5 @@ def held_network(role: str, key: Hashable, build: Callable[[torch.device], E],
 
 
 def load_for_run(*models: Managed) -> None:
-    """Place the networks a node is about to run, together so that loading one cannot evict
-    another, and whole: plain torch modules cannot run with part of their weights offloaded."""
-    comfy.model_management.load_models_gpu([model.patcher for model in models], force_full_load=True)
+    """Place the networks a node is about to run."""
+    load_whole(*(model.patcher for model in models))

@@ -26,7 +26,8 @@ def register_model_folders() -> None:
     """Add FaceX's folders under ComfyUI/models unless another pack already did."""
     for key, extensions in EXTENSIONS.items():
         if key in folder_paths.folder_names_and_paths:
-            folder_paths.folder_names_and_paths[key][1].update(extensions)
+            paths, known = folder_paths.folder_names_and_paths[key]
+            folder_paths.folder_names_and_paths[key] = (paths, set(known) | extensions)  # another pack may use a list
         else:
             folder_paths.folder_names_and_paths[key] = ([os.path.join(folder_paths.models_dir, key)], set(extensions))
 
