@@ -33,7 +33,8 @@ from facex_core.eval.protocols import (
     inception_fid_features,
 )
 from facex_core.eval.tables import INCEPTION_WEIGHTS, PROTOCOLS
-from facex_core.faces.crops import detect_and_align
+from facex_core.faces.crops import align_faces, detect_and_align
+from facex_core.faces.detect import DetectedFace
 from facex_core.images import load_image_batch
 from facex_core.model.sampling import DEFAULT_SAMPLING, SamplingSettings
 from facex_core.model.weights import save_facex
@@ -147,6 +148,34 @@ def test_identity_and_motion_errors_are_the_extractor_outputs_compared(reenactme
     assert first.values["expression"] > 0 and first.values["pose"] > 0  # random weights: nothing matches by chance
 
 
+def test_the_generated_face_is_measured_on_its_own_detection_when_one_is_found(setup, editor):
+    """A generated face need not sit where the target's was: when the detector finds it in the
+    generated crop, that detection aligns it, not the target's keypoints. With the keyed test
+    detector (no face in random crops) the fallback, the crop as generated, is used and said."""
+    pair = read_pairs(write_pairs(setup["root"], [(GLASSES_MAN, FRAME_0)]))
+    with recorded_generations() as records:
+        fallback = evaluate(editor, PROTOCOLS["reenactment"], pair, SETTINGS)
+    assert [p.redetected for p in fallback.pairs] == [False]
+    assert "measured on their own detection: 0 of 1" in format_table(fallback)
+    [(_, generated)] = records
+    shifted = generated.target.faces.crop_kps[0].numpy() + np.array([4.0, -3.0])  # the face moved in the crop
+    moved = DetectedFace(box=np.array([0.0, 0.0, 60.0, 60.0]), kps=shifted.astype(np.float64), score=0.9)
+    detect, crop_hw = editor.detector.detect, tuple(generated.crops.shape[1:3])
+
+    def detect_moved_in_crops(image, *args):
+        return [moved] if image.shape[:2] == crop_hw else detect(image, *args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(editor.detector, "detect", detect_moved_in_crops)
+        measured = evaluate(editor, PROTOCOLS["reenactment"], pair, SETTINGS)
+    assert [p.redetected for p in measured.pairs] == [True]
+    realigned = align_faces(generated.crops, [[moved]], generated.crops.shape[1])
+    expected = editor.extractors.motion.extract(realigned).angles
+    target_angles = editor.extractors.motion.extract(generated.target.faces).angles
+    assert measured.pairs[0].values["pose"] == pytest.approx((expected - target_angles)[0].norm().item(), rel=1e-5)
+    assert measured.pairs[0].values["pose"] != pytest.approx(fallback.pairs[0].values["pose"], rel=1e-3)
+
+
 def test_a_pair_without_a_face_is_skipped_and_reported_while_the_others_are_evaluated(reenactment):
     report, records = reenactment
     coffee = str(FACES_DIR / NO_FACE)
@@ -231,7 +260,7 @@ def test_fid_of_fewer_than_two_pairs_is_reported_as_not_computed():
     fid = fid_of(network, [np.ones((1, 4))], [np.zeros((1, 4))])
     assert fid.value is None and "needs at least 2 evaluated pairs, 1 was evaluated" in fid.note
     values = {"identity": 0.5, "expression": 1.25, "pose": 0.125, "gaze": 0.0625}
-    report = Report(PROTOCOLS["face_swap"], "Mine", SETTINGS, [PairResult("s.png", "t.png", values)], [], fid)
+    report = Report(PROTOCOLS["face_swap"], "Mine", SETTINGS, [PairResult("s.png", "t.png", values, True)], [], fid)
     table = format_table(report)
     header, _, row = table_rows(table)
     assert header.startswith(
