@@ -31,6 +31,7 @@ from facex_core.model.weights import load_facex, save_facex
 from facex_core.testing.sd_checkpoint import tiny_sd, write_single_file
 from facex_core.train.__main__ import main as train_main
 from facex_core.train.checkpoints import latest_checkpoint
+from facex_core.train.config import TrainConfig
 from facex_core.train.step import draw
 from facex_core.train.trainer import Trainer
 
@@ -168,3 +169,12 @@ def test_an_sd15_facex_file_cannot_initialise_an_sd2_run(sd2_data, tmp_path):
                       {"recognition": "w600k_r50.onnx"})
     with pytest.raises(FaceXError, match="init_from .* trained for sd15 .* context width 768"):
         Trainer(tiny_run(sd2_data, tmp_path / "sd2", base_config=BASE_CONFIG, init_from=str(sd15)))
+
+
+@pytest.mark.parametrize("recipe, base_config, prediction, size", [("generalist_sd2_512", "sd2_base", "epsilon", 512),
+                                                                   ("generalist_sd2_768", "sd2", "v_prediction", 768)])
+def test_the_sd2_recipes_train_from_scratch_on_their_own_checkpoint(recipe, base_config, prediction, size):
+    config = TrainConfig.from_file(recipe)
+    assert (config.base_config, config.init_from) == (base_config, None)
+    assert scheduler_config(config.base_config)["prediction_type"] == prediction
+    assert config.prepared.endswith(f"_{size}") and config.batch == 32 and config.steps == 20_000
