@@ -22,7 +22,7 @@ from facex_core.model.weights import save_facex
 from facex_core.testing import checkpoints
 from facex_core.testing.checkpoints import TINY_CLIP_VISION
 from facex_core.testing.model_folder import PACK, write_extractors
-from facex_core.testing.sd_checkpoint import tiny_sd15, write_single_file
+from facex_core.testing.sd_checkpoint import tiny_sd, write_single_file
 
 CHECKPOINT = "tiny_sd15.safetensors"
 FACEX = "facex_tiny.safetensors"
@@ -54,7 +54,7 @@ def tiny_facex(unet, zero: bool, seed: int = 0) -> FaceXModel:
 def populate(base: Path) -> None:
     """Write every model file and input image a FaceX graph needs under a ComfyUI base directory."""
     models = base / "models"
-    unet, vae, text_encoder = tiny_sd15()
+    unet, vae, text_encoder = tiny_sd()
     (models / "checkpoints").mkdir(parents=True, exist_ok=True)
     write_single_file(models / "checkpoints" / CHECKPOINT, unet, vae, text_encoder, torch.float16)
     write_controlnet(models / "controlnet" / CONTROLNET, models / "checkpoints" / CHECKPOINT)

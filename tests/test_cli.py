@@ -101,7 +101,7 @@ BAD_INVOCATIONS = [
     ("set-unknown-setting", "facex_core.train", ["train", "--config", "generalist", "--set", "lr=0.1"],
      ["--set lr=0.1", "learning_rate"], True),
     ("config-unknown", "facex_core.train", ["train", "--config", "generalst"],
-     ["--config generalst", "face_swap, generalist, reenactment"], True),
+     ["--config generalst", "face_swap, generalist, generalist_sd2_512, generalist_sd2_768, reenactment"], True),
     ("export-of-a-missing-checkpoint", "facex_core.train",
      ["export", "--checkpoint", "{tmp}/runs/generalist/checkpoints/step_0001000"], ["step_0001000", "does not exist"],
      True),

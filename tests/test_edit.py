@@ -15,7 +15,7 @@ from facex_core.faces.crops import align_faces
 from facex_core.faces.paste import face_coverage
 from facex_core.image_files import read_image_file
 from facex_core.model.weights import save_facex
-from facex_core.testing.sd_checkpoint import tiny_sd15, write_single_file
+from facex_core.testing.sd_checkpoint import tiny_sd, write_single_file
 
 SOURCE = "same_identity/ai_ltx2_woman/frame_000.png"
 TARGET = "same_identity/ai_ltx2_woman/frame_120.png"
@@ -27,7 +27,7 @@ ANIMATION_FRAMES = ("same_identity/ai_ltx2_woman/frame_040.png", "bad/no_face_co
 
 def with_tiny_models(models: Path) -> Path:
     """`models` with a tiny SD1.5 checkpoint in checkpoints/ and a random FaceX file in facex/."""
-    unet, vae, text_encoder = tiny_sd15()
+    unet, vae, text_encoder = tiny_sd()
     (models / "checkpoints").mkdir()
     write_single_file(models / "checkpoints" / "tiny_sd15.safetensors", unet, vae, text_encoder, torch.float16)
     save_facex(tiny_facex(unet, zero=False), models / "facex" / "facex_tiny.safetensors",

@@ -40,7 +40,7 @@ from facex_core.model.sampling import DEFAULT_SAMPLING, SamplingSettings
 from facex_core.model.weights import save_facex
 from facex_core.models.locate import roots_from_models_dir
 from facex_core.testing.inception import write_fid_inception
-from facex_core.testing.sd_checkpoint import tiny_sd15, write_single_file
+from facex_core.testing.sd_checkpoint import tiny_sd, write_single_file
 
 GLASSES_MAN = "portraits/ai_glasses_man.png"
 ASTRONAUT = "portraits/real_astronaut_collins.png"
@@ -54,7 +54,7 @@ SETTINGS = SamplingSettings(steps=2, guidance=3.0, seed=0)
 def setup(tmp_path_factory, models_dir):
     root = tmp_path_factory.mktemp("eval")
     # micro_sd15: tiny_sd15's UNet with a 32-channel VAE, which encodes and decodes crops fast on a CPU
-    unet, vae, text_encoder = tiny_sd15(config_name="micro_sd15")
+    unet, vae, text_encoder = tiny_sd("micro_sd15")
     checkpoint = write_single_file(root / "micro_sd15.safetensors", unet, vae, text_encoder, torch.float16)
     weights = save_facex(tiny_facex(unet, zero=False), root / "facex_tiny.safetensors",
                          {"recognition": "w600k_r50.onnx"})

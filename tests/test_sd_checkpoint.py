@@ -15,12 +15,12 @@ from safetensors.torch import save_file
 
 from facex_core.errors import ModelFileError, ModelFileMissingError
 from facex_core.model import sd_checkpoint
-from facex_core.testing.sd_checkpoint import rename, tiny_sd15, unet_module_map, write_single_file
+from facex_core.testing.sd_checkpoint import rename, tiny_sd, unet_module_map, write_single_file
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    return tiny_sd15(seed=0)
+    return tiny_sd(seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,9 @@ def test_round_trip_is_exact(tiny, tiny_file, no_network):
 
 
 @pytest.mark.parametrize(
-    "name, blocks, context", [("sd15", 16, 768), ("sd2", 16, 1024), ("sdxl", 70, 2048), ("tiny_sd15", 4, 768)]
+    "name, blocks, context",
+    [("sd15", 16, 768), ("sd2", 16, 1024), ("sd2_base", 16, 1024), ("sdxl", 70, 2048), ("tiny_sd15", 4, 768),
+     ("micro_sd2", 4, 1024)],
 )
 def test_kept_unet_configs(name, blocks, context):
     with torch.device("meta"):
@@ -132,3 +134,10 @@ def test_not_a_stable_diffusion_file(tmp_path):
 def test_unet_only_file(tmp_path):
     with pytest.raises(ModelFileError, match="no VAE weights"):
         sd_checkpoint.load_single_file(_unet_keys(tmp_path / "unet.safetensors", 768))
+
+
+def test_an_sd2_file_needs_its_openclip_text_encoder(tmp_path):
+    vae = {"first_stage_model.encoder.conv_in.weight": torch.zeros(128, 3, 3, 3)}
+    path = _unet_keys(tmp_path / "sd2.safetensors", 1024, **vae)
+    with pytest.raises(ModelFileError, match=r"no text encoder weights \('cond_stage_model\.model\.\.\.\.'\)"):
+        sd_checkpoint.load_single_file(path, "sd2")

@@ -15,7 +15,7 @@ import torch
 from conftest import ANNOTATIONS, FACES_DIR, annotated, models_with_detector
 
 from facex_core.models.locate import roots_from_models_dir
-from facex_core.testing.sd_checkpoint import tiny_sd15, write_single_file
+from facex_core.testing.sd_checkpoint import tiny_sd, write_single_file
 from facex_core.train.config import TrainConfig
 from facex_core.train.prepare import Preparer, PrepareSettings, prepare
 from facex_core.train.trainer import Trainer
@@ -57,7 +57,7 @@ def make_preparer(models: Path, checkpoint: Path, max_frames: int | None = None)
 @pytest.fixture(scope="session")
 def train_data(tmp_path_factory, models_dir) -> TrainData:
     root = tmp_path_factory.mktemp("train")
-    unet, vae, text_encoder = tiny_sd15(config_name=BASE_CONFIG)
+    unet, vae, text_encoder = tiny_sd(BASE_CONFIG)
     checkpoint = write_single_file(root / "micro_sd15.safetensors", unet, vae, text_encoder, torch.float16)
     frames = [annotated(name) for name in ANNOTATIONS if name.startswith(tuple(CLIP_FOLDERS.values()))]
     models = models_with_detector(root, models_dir, frames, keyed=True)

@@ -28,7 +28,7 @@ def part_dir(config_name: str, part: str) -> Path:
     folder = config_dir(config_name) / part
     if not folder.is_dir():
         raise UsageError(f"the kept config {config_name!r} has only a UNet config, no {part} config: "
-                         "only SD1.5-family checkpoints run outside ComfyUI so far")
+                         "only SD1.5 and SD2.x checkpoints run outside ComfyUI so far")
     return folder
 
 def config_family(config_name: str) -> str:

@@ -13,10 +13,14 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 
+from .config import FAMILY_BY_CONTEXT
 from .diffusers_binding import DiffusersFRC
 
-# CLIP tokenizer ids: start and end of text. An empty prompt is start, end, then end as padding.
+# CLIP tokenizer ids: start and end of text. An empty prompt is start, end, then padding.
 START_OF_TEXT, END_OF_TEXT, PROMPT_LENGTH = 49406, 49407, 77
+# What a prompt is padded with, by family: SD1.x repeats the end token; SD2.x's OpenCLIP
+# tokenizer pads with id 0 ("!"), as diffusers' SD2 tokenizer and ComfyUI's SD2 CLIP do.
+PROMPT_PADDING = {"sd15": END_OF_TEXT, "sd2": 0}
 
 
 @dataclass(frozen=True)
@@ -30,9 +34,11 @@ DEFAULT_SAMPLING = SamplingSettings()
 
 
 def empty_prompt(text_encoder: torch.nn.Module) -> torch.Tensor:
-    """The text encoder's embedding of "", [1, 77, width]: FaceX steers through the FRC, not text."""
-    ids = torch.full((1, PROMPT_LENGTH), END_OF_TEXT, dtype=torch.long, device=text_encoder.device)
-    ids[0, 0] = START_OF_TEXT
+    """The text encoder's embedding of "", [1, 77, width]: FaceX steers through the FRC, not text.
+    The family follows from the encoder's width, which is the UNet's context width."""
+    padding = PROMPT_PADDING[FAMILY_BY_CONTEXT[text_encoder.config.hidden_size]]
+    ids = torch.full((1, PROMPT_LENGTH), padding, dtype=torch.long, device=text_encoder.device)
+    ids[0, :2] = torch.tensor([START_OF_TEXT, END_OF_TEXT])
     with torch.no_grad():
         return text_encoder(input_ids=ids).last_hidden_state
 

@@ -1,8 +1,9 @@
 """Stable Diffusion single-file checkpoints in the original ("ldm") layout, loaded with
 diffusers' own converter and the config folders kept in configs/.
 
-Users have the single files ComfyUI uses (model.diffusion_model.*, first_stage_model.*,
-cond_stage_model.transformer.*), not diffusers folders; the configs are kept here so no
+Users have the single files ComfyUI uses (model.diffusion_model.*, first_stage_model.*, and
+the text encoder: CLIP ViT-L/14 under cond_stage_model.transformer.* for SD1.x, OpenCLIP
+ViT-H/14 under cond_stage_model.model.* for SD2.x), not diffusers folders; the configs are kept here so no
 file is ever fetched from the Hugging Face Hub. A single file names no architecture, so
 the family is read from the UNet's cross-attention context width: a file of another
 family gets an error saying what it is instead of a converter traceback.
@@ -10,11 +11,13 @@ family gets an error saying what it is instead of a converter traceback.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
+from diffusers.loaders.single_file_utils import convert_open_clip_checkpoint
 from torch import nn
 from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -26,6 +29,7 @@ from .kept_configs import config_dir, config_family, part_dir, scheduler_config
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
 CLIP_PREFIX = "cond_stage_model.transformer."
+OPEN_CLIP_PREFIX = "cond_stage_model.model."
 _FAMILY_NAMES = {"sd15": "SD1.5", "sd2": "SD2.x", "sdxl": "SDXL"}
 _WHAT = "Stable Diffusion checkpoint"
 _SHOWN_KEYS = 5
@@ -91,7 +95,8 @@ def load_single_file(
     unet = _from_single_file(UNet2DConditionModel, state, config_dir(config_name) / "unet", path,
                              _offline(device, dtype))
     vae = _from_single_file(AutoencoderKL, state, part_dir(config_name, "vae"), path, _offline(device, dtype))
-    text_encoder = _load_text_encoder(state, config_name, path).to(device=device, dtype=dtype)
+    text_encoder = TEXT_ENCODERS[config_family(config_name)].load(state, config_name, path)
+    text_encoder = text_encoder.to(device=device, dtype=dtype)
     return StableDiffusionParts(unet, vae, text_encoder, scheduler_config(config_name))
 
 
@@ -113,7 +118,7 @@ def _checked_state(path: str | Path, config_name: str) -> dict:
             f"{_FAMILY_NAMES[wanted]} one is needed here. Choose an {_FAMILY_NAMES[wanted]} checkpoint "
             f"or the {_FAMILY_NAMES[found]} setting."
         )
-    for prefix, part in ((VAE_PREFIX, "VAE"), (CLIP_PREFIX, "text encoder")):
+    for prefix, part in ((VAE_PREFIX, "VAE"), (TEXT_ENCODERS[found].prefix, "text encoder")):
         if not any(key.startswith(prefix) for key in state):
             raise ModelFileError(
                 f"The {_WHAT} file {path} holds no {part} weights ('{prefix}...'); it is a UNet-only "
@@ -151,7 +156,7 @@ def _from_single_file(cls: type, state: dict, config: Path, path: str | Path, kw
         ) from exc
 
 
-def _load_text_encoder(state: dict, config_name: str, path: str | Path) -> CLIPTextModel:
+def _load_clip_l(state: dict, config_name: str, path: str | Path) -> CLIPTextModel:
     """CLIP-L under cond_stage_model.transformer.[text_model.], loaded strictly.
 
     Older files lack the 'text_model.' level; position_ids is a constant that newer
@@ -167,3 +172,33 @@ def _load_text_encoder(state: dict, config_name: str, path: str | Path) -> CLIPT
     load_strict(getattr(model, "text_model", model), tensors, path, f"{_WHAT} text encoder",
                 hint="Its text encoder is not the CLIP ViT-L/14 of SD1.x; use an SD1.5 checkpoint.")
     return model
+
+
+def _load_open_clip(state: dict, config_name: str, path: str | Path) -> CLIPTextModel:
+    """OpenCLIP ViT-H under cond_stage_model.model.*, renamed by diffusers' converter, loaded strictly.
+
+    SD2 conditions on the penultimate layer's output (with the final layer norm), so the kept
+    config has one layer fewer than the file: the file's last block is left out, as diffusers
+    and ComfyUI leave it out; the projection and logit scale are for image-text matching.
+    """
+    model = build_text_encoder(config_name)
+    unused = f"{OPEN_CLIP_PREFIX}transformer.resblocks.{model.config.num_hidden_layers}."
+    tensors = {key: value for key, value in state.items()
+               if key.startswith(OPEN_CLIP_PREFIX) and not key.startswith(unused)}
+    converted = convert_open_clip_checkpoint(model, tensors, prefix=OPEN_CLIP_PREFIX)
+    converted = {key.removeprefix("text_model."): value for key, value in converted.items()}
+    load_strict(getattr(model, "text_model", model), converted, path, f"{_WHAT} text encoder",
+                hint="Its text encoder is not the OpenCLIP ViT-H/14 of SD2.x; use an SD2.x checkpoint.")
+    return model
+
+
+@dataclass(frozen=True)
+class TextEncoderLayout:
+    """Where a family's single files keep the text encoder, and how it loads."""
+
+    prefix: str
+    load: Callable[[dict, str, str | Path], CLIPTextModel]
+
+
+TEXT_ENCODERS = {"sd15": TextEncoderLayout(CLIP_PREFIX, _load_clip_l),
+                 "sd2": TextEncoderLayout(OPEN_CLIP_PREFIX, _load_open_clip)}

@@ -2,8 +2,9 @@
 
 The diffusers -> original renaming is written here from the two architectures (diffusers'
 down/mid/up blocks against the original input_blocks / middle_block / output_blocks
-numbering), not taken from diffusers' converter, so loading these files through the
-converter checks both against the layout that real checkpoints and ComfyUI use.
+numbering; transformers' CLIP against OpenCLIP's resblocks for SD2.x), not taken from
+diffusers' converter, so loading these files through the converter checks both against
+the layout that real checkpoints and ComfyUI use.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torch import nn
 from transformers import CLIPTextModel
 
 from ..model import sd_checkpoint
+from ..model.config import FAMILY_BY_CONTEXT
 
 # (original module, renames of its child modules) for each diffusers module
 ModuleMap = dict[str, tuple[str, dict[str, str]]]
@@ -106,17 +108,59 @@ def rename(state: dict[str, torch.Tensor], modules: ModuleMap, prefix: str) -> d
     return renamed
 
 
+def clip_l_state(text_encoder: CLIPTextModel) -> dict[str, torch.Tensor]:
+    """SD1.x: transformers' CLIP-L names under cond_stage_model.transformer.text_model."""
+    clip = getattr(text_encoder, "text_model", text_encoder)
+    prefix = f"{sd_checkpoint.CLIP_PREFIX}text_model."
+    state = {f"{prefix}{key}": value for key, value in clip.state_dict().items()}
+    positions = text_encoder.config.max_position_embeddings  # released SD1.x files carry this constant
+    state[f"{prefix}embeddings.position_ids"] = torch.arange(positions)[None]
+    return state
+
+
+_OPEN_CLIP_BLOCK = {"layer_norm1": "ln_1", "layer_norm2": "ln_2", "self_attn.out_proj": "attn.out_proj",
+                    "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj"}
+
+
+def open_clip_state(text_encoder: CLIPTextModel, seed: int = 0) -> dict[str, torch.Tensor]:
+    """SD2.x: OpenCLIP names under cond_stage_model.model. The attention's q, k and v are one
+    in_proj matrix; the file holds one block more than SD2 uses (it reads the penultimate
+    layer) and the image-text projection and logit scale, all given random values here."""
+    clip = getattr(text_encoder, "text_model", text_encoder)
+    state = clip.state_dict()
+    width, used = text_encoder.config.hidden_size, text_encoder.config.num_hidden_layers
+    tensors = {"token_embedding.weight": state["embeddings.token_embedding.weight"],
+               "positional_embedding": state["embeddings.position_embedding.weight"],
+               "ln_final.weight": state["final_layer_norm.weight"], "ln_final.bias": state["final_layer_norm.bias"]}
+    for index in range(used):
+        layer = f"encoder.layers.{index}."
+        block = f"transformer.resblocks.{index}."
+        for leaf in ("weight", "bias"):
+            tensors[f"{block}attn.in_proj_{leaf}"] = torch.cat(
+                [state[f"{layer}self_attn.{part}_proj.{leaf}"] for part in ("q", "k", "v")])
+            for ours, theirs in _OPEN_CLIP_BLOCK.items():
+                tensors[f"{block}{theirs}.{leaf}"] = state[f"{layer}{ours}.{leaf}"]
+    generator = torch.Generator().manual_seed(seed)
+    last = {key.replace(f"resblocks.{used - 1}.", f"resblocks.{used}."): value
+            for key, value in tensors.items() if key.startswith(f"transformer.resblocks.{used - 1}.")}
+    tensors |= {key: torch.randn(value.shape, generator=generator) * 0.02 for key, value in last.items()}
+    tensors["text_projection"] = torch.randn(width, width, generator=generator) * width**-0.5
+    tensors["logit_scale"] = torch.tensor(4.6052)
+    return {f"{sd_checkpoint.OPEN_CLIP_PREFIX}{key}": value for key, value in tensors.items()}
+
+
+# the text encoder's layout in a single file, by family
+TEXT_ENCODER_STATES = {"sd15": clip_l_state, "sd2": open_clip_state}
+
+
 def write_single_file(path: str | Path, unet: UNet2DConditionModel, vae: AutoencoderKL, text_encoder: CLIPTextModel,
                       dtype: torch.dtype | None = None) -> Path:
     """One safetensors file with the original SD key names, as ComfyUI and A1111 load it
     (floating tensors in `dtype` when given: released checkpoints are mostly fp16)."""
     state = rename(unet.state_dict(), unet_module_map(unet.config), sd_checkpoint.UNET_PREFIX)
     state |= rename(vae.state_dict(), vae_module_map(vae.config), sd_checkpoint.VAE_PREFIX)
-    clip = getattr(text_encoder, "text_model", text_encoder)
-    clip_prefix = f"{sd_checkpoint.CLIP_PREFIX}text_model."
-    state |= {f"{clip_prefix}{key}": value for key, value in clip.state_dict().items()}
-    positions = text_encoder.config.max_position_embeddings  # released SD1.x files carry this constant
-    state[f"{clip_prefix}embeddings.position_ids"] = torch.arange(positions)[None]
+    state |= TEXT_ENCODER_STATES[FAMILY_BY_CONTEXT[unet.config.cross_attention_dim]](text_encoder)
+
     def stored(value: torch.Tensor) -> torch.Tensor:
         value = value.detach().cpu()
         return (value.to(dtype) if dtype is not None and value.is_floating_point() else value).contiguous()
@@ -125,11 +169,13 @@ def write_single_file(path: str | Path, unet: UNet2DConditionModel, vae: Autoenc
     return Path(path)
 
 
-def tiny_sd15(seed: int = 0,
-              config_name: str = "tiny_sd15") -> tuple[UNet2DConditionModel, AutoencoderKL, CLIPTextModel]:
+def tiny_sd(config_name: str = "tiny_sd15",
+            seed: int = 0) -> tuple[UNet2DConditionModel, AutoencoderKL, CLIPTextModel]:
     """The networks of a small kept config with seeded random values in every tensor:
-    tiny_sd15 (a full-width VAE, as ComfyUI's VAE loader requires) or micro_sd15 (32-channel
-    UNet and VAE, for CPU tests that train or encode many crops)."""
+    tiny_sd15 (a full-width VAE, as ComfyUI's VAE loader requires), micro_sd15 (32-channel
+    UNet and VAE, for CPU tests that train or encode many crops) or micro_sd2 (the SD2.x
+    layout: linear transformer projections, 64-wide heads, a two-layer OpenCLIP-H-width text
+    encoder, v-prediction)."""
     generator = torch.Generator().manual_seed(seed)
     models = (sd_checkpoint.build_unet(config_name), sd_checkpoint.build_vae(config_name),
               sd_checkpoint.build_text_encoder(config_name))
