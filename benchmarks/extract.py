@@ -5,7 +5,7 @@ does not depend on the values): ArcFace as an IResNet-50 graph in w600k_r50's la
 BiSeNet, Deep3DFaceRecon and L2CS ResNet-50s, CLIP ViT-L/14 with the FPN adapter and mask
 pooling. Faces are real crops (annotated landmarks from ../shared/faces) at 256 px.
 
-    python -m benchmarks.extract [--device cuda] [--repeats 3]
+    python -m benchmarks.extract [--device cuda] [--repeats 3] [--batches 1 16] [--tiny]
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
-from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
+from benchmarks import networks
 from benchmarks.device import describe
 from facex_core.faces.crops import FaceCrops, align_faces
 from facex_core.faces.detect import DetectedFace
@@ -36,29 +36,29 @@ from facex_core.ford.region_features import FPNAdapter, FPNConfig, encode_region
 from facex_core.ford.region_masks import region_masks
 from facex_core.images import load_image_batch
 from facex_core.testing import onnx_models
-from facex_core.testing.checkpoints import VIT_L14
 
 FACES = Path(__file__).resolve().parents[2] / "shared" / "faces"
 
 
-def real_faces(count: int, size: int = 256) -> FaceCrops:
+def real_faces(count: int, size: int = 256, faces_dir: Path = FACES) -> FaceCrops:
     """`count` aligned crops of annotated faces, cycling through the same-identity frames."""
-    annotations = json.loads((FACES / "annotations.json").read_text())["images"]
+    annotations = json.loads((faces_dir / "annotations.json").read_text())["images"]
     names = [n for n in annotations if n.startswith("same_identity/")]
     crops = []
     for index in range(count):
         name = names[index % len(names)]
         face = annotations[name]["faces"][0]
         detection = DetectedFace(np.array(face["bbox"], float), np.array(face["landmarks_5"], float), 1.0)
-        crops.append(align_faces(load_image_batch(FACES / name), [[detection]], size))
+        crops.append(align_faces(load_image_batch(faces_dir / name), [[detection]], size))
     return FaceCrops(*(torch.cat([getattr(c, f) for c in crops]) for f in
                        ("crops", "matrices", "kps", "boxes", "scores", "image_index")), image_hw=(0, 0))
 
 
-def build_extractors(device: str, workdir: Path) -> dict:
-    onnx.save(onnx_models.arcface(), str(workdir / "w600k_r50.onnx"))
-    clip = ClipVisionEncoder(CLIPVisionModelWithProjection(CLIPVisionConfig(**VIT_L14)), device)
-    adapter = FPNAdapter(FPNConfig(in_channels=1024)).to(device).eval()
+def build_extractors(device: str, workdir: Path, tiny: bool = False) -> dict:
+    """Full-size extractors; with `tiny`, a small ArcFace and CLIP (the ResNets stay full size)."""
+    onnx.save(onnx_models.arcface(**(onnx_models.TINY_ARCFACE if tiny else {})), str(workdir / "w600k_r50.onnx"))
+    clip = ClipVisionEncoder(networks.clip_vision_model(tiny), device)
+    adapter = FPNAdapter(FPNConfig(in_channels=clip.width)).to(device).eval()
     return {
         "identity": IdentityEncoder(workdir / "w600k_r50.onnx", device),
         "parser": FaceParser(BiSeNet(), device),
@@ -103,23 +103,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--faces", type=Path, default=FACES, help="the annotated faces folder")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 16], help="faces per call")
+    networks.add_tiny_flag(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as workdir, torch.no_grad():
-        models = build_extractors(args.device, Path(workdir))
+        models = build_extractors(args.device, Path(workdir), args.tiny)
         rows = {}
-        for batch in (1, 16):
-            faces = real_faces(batch)
+        for batch in args.batches:
+            faces = real_faces(batch, faces_dir=args.faces)
             masks = region_masks(models["parser"].parse(faces)).to(args.device)
             steps = ford_steps(models, faces, masks)
             times = {name: timed(step, args.repeats, args.device) / batch for name, step in steps.items()}
             times["whole FORD pass"] = timed(partial(run_all, steps.values()), args.repeats, args.device) / batch
             rows[batch] = times
     device = describe(args.device)
-    print(f"device: {device}; torch {torch.__version__}; median of {args.repeats}\n")
-    print("| step | ms per face, batch 1 | ms per face, batch 16 |")
-    print("|---|---|---|")
-    for name in rows[1]:
-        print(f"| {name} | {rows[1][name] * 1000:.0f} | {rows[16][name] * 1000:.0f} |")
+    print(f"device: {device}; torch {torch.__version__}; median of {args.repeats}"
+          f"{'; TINY ArcFace and CLIP' if args.tiny else ''}\n")
+    print("| step | " + " | ".join(f"ms per face, batch {batch}" for batch in rows) + " |")
+    print("|---" * (len(rows) + 1) + "|")
+    for name in rows[args.batches[0]]:
+        print(f"| {name} | " + " | ".join(f"{times[name] * 1000:.0f}" for times in rows.values()) + " |")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ floating-point operations counted by torch (exact, the same on every device),
 batch 2 (classifier-free guidance runs null and conditional context together). It also
 checks, at full size, that a zero-initialised FaceX leaves the noise prediction unchanged.
 
-    python -m benchmarks.frc_overhead [--device cuda] [--repeats 5] [--dtype float16]
+    python -m benchmarks.frc_overhead [--device cuda] [--repeats 5] [--dtype float16] [--sizes 512] [--tiny]
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
+from benchmarks import networks
 from benchmarks.device import describe
-from facex_core.model.config import FaceXConfig
 from facex_core.model.diffusers_binding import DiffusersFRC
 from facex_core.model.facex import FaceXModel
-from facex_core.model.sd_checkpoint import build_unet
 
 BATCH = 2
 
@@ -55,11 +54,13 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="image sides, px")
+    networks.add_tiny_flag(parser)
     args = parser.parse_args()
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(0)
-    unet = build_unet("sd15").to(args.device, dtype).eval().requires_grad_(False)
-    config = FaceXConfig.for_family("sd15")
+    unet = networks.unet(args.tiny).to(args.device, dtype).eval().requires_grad_(False)
+    config = networks.facex_config(unet, args.tiny)
     facex = FaceXModel(config).to(args.device, dtype).eval()
     gen = torch.Generator().manual_seed(1)
     text = torch.randn(BATCH, 77, 768, generator=gen).to(args.device, dtype)
@@ -67,7 +68,7 @@ def main() -> None:
     timestep = torch.tensor([500] * BATCH, device=args.device)
     rows = []
     with torch.no_grad():
-        for size in (256, 512):
+        for size in args.sizes:
             latents = torch.randn(BATCH, 4, size // 8, size // 8, generator=gen).to(args.device, dtype)
             plain = unet(latents, timestep, encoder_hidden_states=text).sample
             with DiffusersFRC(unet, facex) as frc:
@@ -87,7 +88,7 @@ def main() -> None:
             rows.append((size, unpatched[1:], patched[1:], flops_frc / flops_plain, zero_init_diff))
     device = describe(args.device)
     print(f"device: {device}; torch {torch.__version__}; {args.dtype}; batch {BATCH}; "
-          f"f_SD {config.context_tokens} tokens; median of {args.repeats}\n")
+          f"f_SD {config.context_tokens} tokens; median of {args.repeats}{'; TINY networks' if args.tiny else ''}\n")
     print("| image | UNet step, median (s) | with FRC, median (s) | ratio of medians | ratio of minima "
           "| FLOP ratio | zero-init max abs diff |")
     print("|---|---|---|---|---|---|---|")

@@ -8,7 +8,13 @@ frames stand in for the data loader. Reported at 256 and 512 px: seconds per ste
 samples per second, peak memory, and the projected time of the paper's 20k-step
 generalist schedule at batch 32 on one such device.
 
-    python -m benchmarks.train [--device cuda] [--batch 8] [--precision bf16] [--repeats 3]
+With --clip-tokens the frames carry the CLIP grids `prepare --clip-tokens` stores, so the
+step skips the ViT; --attention eager swaps the UNet's and CLIP's scaled-dot-product
+attention (flash / memory-efficient kernels where the device has them) for the plain
+matrix-product one, to show what each saves.
+
+    python -m benchmarks.train [--device cuda] [--batch 8] [--precision bf16] [--repeats 3] [--clip-tokens]
+        [--attention eager] [--tiny]
 """
 
 from __future__ import annotations
@@ -19,27 +25,28 @@ import statistics
 import time
 
 import torch
-from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+from diffusers.models.attention_processor import AttnProcessor
 
+from benchmarks import networks
 from benchmarks.device import describe
 from facex_core.ford.clip_vision import ClipVisionEncoder
 from facex_core.ford.motion import COEFFICIENT_LAYOUT
 from facex_core.ford.regions import BISENET_LABELS
 from facex_core.fors.tasks import TASKS
-from facex_core.model.config import FaceXConfig
 from facex_core.model.diffusers_binding import DiffusersFRC
 from facex_core.model.facex import FaceXModel
 from facex_core.model.kept_configs import scheduler_config
-from facex_core.model.sd_checkpoint import build_unet
-from facex_core.testing.checkpoints import VIT_L14
+from facex_core.train.clip_tokens import TOKENS_KEY
 from facex_core.train.dataset import to_device
 from facex_core.train.step import TrainingModel
 
 SCHEDULE_STEPS, SCHEDULE_BATCH = 20_000, 32
 
 
-def synthetic_frames(batch: int, size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """Prepared frames as the data loader hands them over (values random, shapes real)."""
+def synthetic_frames(batch: int, size: int, generator: torch.Generator,
+                     tokens: tuple[int, ...] | None = None) -> dict[str, torch.Tensor]:
+    """Prepared frames as the data loader hands them over (values random, shapes real), with
+    stored CLIP tokens of shape `tokens` (layers, C, g, g) when given."""
     frame = {
         "crops": torch.rand(batch, size, size, 3, generator=generator),
         "parsing": torch.randint(len(BISENET_LABELS), (batch, size, size), generator=generator),
@@ -50,6 +57,8 @@ def synthetic_frames(batch: int, size: int, generator: torch.Generator) -> dict[
     }
     coefficients = {f"3dmm_{name}": torch.randn(batch, width, generator=generator)
                     for name, width in COEFFICIENT_LAYOUT}
+    if tokens is not None:
+        frame[TOKENS_KEY] = torch.randn(batch, *tokens, generator=generator)
     return frame | coefficients
 
 
@@ -59,21 +68,27 @@ def peak_memory_gib(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # kB on Linux: the process's peak RSS
 
 
-def build(size: int, device: str, precision: torch.dtype, finetune_clip: bool, checkpointing: bool):
+def build(size: int, device: str, precision: torch.dtype, finetune_clip: bool, checkpointing: bool, tiny: bool,
+          eager_attention: bool):
     torch.manual_seed(0)
-    unet = build_unet("sd15").to(device).requires_grad_(False)
+    unet = networks.unet(tiny).to(device).requires_grad_(False)
     if precision != torch.float32:
         unet = unet.to(precision)
     if checkpointing:
         unet.enable_gradient_checkpointing()
-    clip = ClipVisionEncoder(CLIPVisionModelWithProjection(CLIPVisionConfig(**VIT_L14)), device)
+    clip_model = networks.clip_vision_model(tiny)
+    if eager_attention:
+        unet.set_attn_processor(AttnProcessor())
+        clip_model.set_attn_implementation("eager")
+    clip = ClipVisionEncoder(clip_model, device)
     clip.model.requires_grad_(finetune_clip)
-    facex = FaceXModel(FaceXConfig.for_family("sd15", resolution=size)).to(device)
+    facex = FaceXModel(networks.facex_config(unet, tiny, size)).to(device)
     binding = DiffusersFRC(unet, facex).attach()
     text = torch.randn(1, 77, 768)
     model = TrainingModel(facex, clip, binding, text, scheduler_config("sd15"), TASKS["head_swap"], 0, 0.1).to(device)
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
-    return model, torch.optim.AdamW(trainable, lr=1e-5), sum(p.numel() for p in trainable)
+    tokens = (len(facex.config.clip_layers), clip.width, clip.grid, clip.grid)
+    return model, torch.optim.AdamW(trainable, lr=1e-5), sum(p.numel() for p in trainable), tokens
 
 
 def time_steps(model, optimizer, batch: dict, device: str, precision: torch.dtype, repeats: int) -> list[float]:
@@ -101,7 +116,14 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--finetune-clip", action="store_true")
     parser.add_argument("--no-checkpointing", action="store_true", help="without gradient checkpointing")
+    parser.add_argument("--clip-tokens", action="store_true",
+                        help="frames carry stored CLIP tokens (prepare --clip-tokens): the step skips the ViT")
+    parser.add_argument("--attention", default="sdpa", choices=("sdpa", "eager"),
+                        help="UNet and CLIP attention: scaled-dot-product kernels, or plain matrix products")
+    networks.add_tiny_flag(parser)
     args = parser.parse_args()
+    if args.clip_tokens and args.finetune_clip:
+        parser.error("--clip-tokens: stored tokens are of a frozen CLIP; drop --finetune-clip")
     precision = torch.bfloat16 if args.precision == "bf16" else torch.float32
     generator = torch.Generator().manual_seed(1)
     rows = []
@@ -109,9 +131,12 @@ def main() -> None:
         if args.device.startswith("cuda"):
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
-        model, optimizer, trainable = build(size, args.device, precision, args.finetune_clip, not args.no_checkpointing)
-        batch = {"sample": torch.arange(args.batch), "source": synthetic_frames(args.batch, size, generator),
-                 "target": synthetic_frames(args.batch, size, generator)}
+        model, optimizer, trainable, token_shape = build(size, args.device, precision, args.finetune_clip,
+                                                         not args.no_checkpointing, args.tiny,
+                                                         args.attention == "eager")
+        tokens = token_shape if args.clip_tokens else None
+        batch = {"sample": torch.arange(args.batch), "source": synthetic_frames(args.batch, size, generator, tokens),
+                 "target": synthetic_frames(args.batch, size, generator, tokens)}
         batch = to_device(batch, torch.device(args.device))
         times = time_steps(model, optimizer, batch, args.device, precision, args.repeats)
         step = statistics.median(times)
@@ -119,8 +144,10 @@ def main() -> None:
         del model, optimizer, batch
     device = describe(args.device)
     print(f"device: {device}; torch {torch.__version__}; {args.precision}; micro-batch {args.batch}; "
-          f"CLIP {'fine-tuned' if args.finetune_clip else 'frozen'}; gradient checkpointing "
-          f"{'off' if args.no_checkpointing else 'on'}; median of {args.repeats} steps after a warm-up\n")
+          f"CLIP {'fine-tuned' if args.finetune_clip else 'frozen'}"
+          f"{', tokens stored (ViT skipped)' if args.clip_tokens else ''}; {args.attention} attention; "
+          f"gradient checkpointing {'off' if args.no_checkpointing else 'on'}; median of {args.repeats} steps after "
+          f"a warm-up{'; TINY networks' if args.tiny else ''}\n")
     print("| image | s / step | samples / s | peak memory (GiB) | trainable parameters | "
           f"{SCHEDULE_STEPS // 1000}k steps x batch {SCHEDULE_BATCH}, one device |")
     print("|---|---|---|---|---|---|")

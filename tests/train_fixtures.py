@@ -49,8 +49,8 @@ def frame_data_folder(root: Path) -> Path:
     return data
 
 
-def make_preparer(models: Path, checkpoint: Path, max_frames: int | None = None) -> Preparer:
-    settings = PrepareSettings(resolution=256, batch=4, max_frames=max_frames)
+def make_preparer(models: Path, checkpoint: Path, max_frames: int | None = None, clip_tokens: bool = False) -> Preparer:
+    settings = PrepareSettings(resolution=256, batch=4, max_frames=max_frames, clip_tokens=clip_tokens)
     return Preparer(checkpoint, roots_from_models_dir(models), BASE_CONFIG, settings)
 
 

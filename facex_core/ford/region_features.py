@@ -102,9 +102,13 @@ def encode_regions(
     """Region tokens of [N, S, S, 3] crops for [N, R, S, S] region masks, computed where the
     adapter's weights are (the CLIP grids are moved there, and cast to their dtype)."""
     layers = layers or default_clip_layers(clip.depth, adapter.config.levels)
+    return pool_grids(adapter, clip.patch_grids(crops, layers), masks)
+
+
+def pool_grids(adapter: FPNAdapter, grids: list[torch.Tensor], masks: torch.Tensor) -> RegionTokens:
+    """Region tokens from CLIP grids already at hand (computed now, or stored when CLIP is frozen)."""
     device, dtype = weights_place(adapter)
-    grids = [grid.to(device, dtype) for grid in clip.patch_grids(crops, layers)]
-    return mask_pool(adapter(grids), masks.to(device))
+    return mask_pool(adapter([grid.to(device, dtype) for grid in grids]), masks.to(device))
 
 
 @dataclass(frozen=True)

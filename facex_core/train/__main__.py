@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     prepare.add_argument("--max-frames", type=int, default=None, help="at most this many frames per clip")
     prepare.add_argument("--min-face", type=float, default=64.0, help="smallest face side in pixels")
     prepare.add_argument("--batch", type=int, default=16, help="frames per extractor pass")
+    prepare.add_argument("--clip-tokens", action="store_true",
+                         help="also store the frozen CLIP's grids the region encoder reads, so training with "
+                              "finetune_clip false skips CLIP (1.5 MiB per frame for ViT-L/14)")
     prepare.add_argument("--rank", type=int, default=None, help="this process's share (default: $RANK or 0)")
     prepare.add_argument("--world-size", type=int, default=None, help="number of shares (default: $WORLD_SIZE or 1)")
     prepare.set_defaults(command=_prepare)
@@ -85,7 +88,7 @@ def _prepare(args: argparse.Namespace) -> int:
     from .prepare import Preparer, PrepareSettings, Slot, prepare
 
     slot = Slot.from_environment(args.rank, args.world_size, device)
-    settings = PrepareSettings(args.size, args.every, args.max_frames, args.min_face, args.batch)
+    settings = PrepareSettings(args.size, args.every, args.max_frames, args.min_face, args.batch, args.clip_tokens)
     preparer = Preparer(checkpoint, roots_from_models_dir(args.models_dir), args.base_config, settings, slot.device)
     counts = prepare(args.data, args.out, preparer, slot)
     print(f"rank {slot.rank}: {counts['written']} shard(s) with {counts['frames']} frames written, "

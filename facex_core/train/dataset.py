@@ -19,6 +19,7 @@ from safetensors import safe_open
 from torch.utils.data import Dataset, Sampler
 
 from ..errors import ConfigError, FaceXError
+from .clip_tokens import TOKENS_KEY, StoredTokens
 from .prepare import SHARD_SUFFIX, shard_metadata
 
 # the shard tensors a frame contributes to a sample (frame_index, kps, matrices stay behind)
@@ -35,6 +36,7 @@ class ShardInfo:
     frames: int
     resolution: int
     extractors: dict[str, str]  # role -> file name the data was prepared with
+    clip_tokens: StoredTokens | None = None  # precomputed CLIP grids, when prepared with --clip-tokens
 
 
 def read_shards(prepared: str | Path) -> list[ShardInfo]:
@@ -43,7 +45,7 @@ def read_shards(prepared: str | Path) -> list[ShardInfo]:
     for path in sorted(Path(prepared, "shards").glob(f"*{SHARD_SUFFIX}")):
         metadata = shard_metadata(path)
         shards.append(ShardInfo(path, metadata["clip"], int(metadata["frames"]), int(metadata["resolution"]),
-                                json.loads(metadata["extractors"])))
+                                json.loads(metadata["extractors"]), StoredTokens.from_metadata(metadata)))
     if not shards:
         raise FaceXError(f"No prepared shards in {Path(prepared, 'shards')}; run python -m facex_core.train prepare "
                          f"first.")
@@ -76,7 +78,13 @@ class PairStream(Dataset):
             raise FaceXError(f"A pair stream needs shards of one crop size; these have "
                              f"{sorted(resolutions) or 'none'}. "
                              "Prepare one size per folder.")
+        tokens = {info.clip_tokens for info in shards}
+        if len(tokens) != 1:
+            raise FaceXError(f"A pair stream needs shards prepared alike; some hold CLIP tokens of other files or "
+                             f"layers than others ({sorted(map(str, tokens))}). Prepare one way per folder.")
         self.shards, self.seed, self.resolution = shards, seed, resolutions.pop()
+        self.clip_tokens = tokens.pop()
+        self.keys = FRAME_KEYS + ((TOKENS_KEY,) if self.clip_tokens else ())
         self.starts = torch.tensor([0] + [info.frames for info in self.shards]).cumsum(0)
         self._handles: dict[Path, object] = {}
         self._epoch_order: tuple[int, torch.Tensor | None] = (-1, None)
@@ -117,7 +125,7 @@ class PairStream(Dataset):
         if path not in self._handles:  # opened lazily: each DataLoader worker opens its own
             self._handles[path] = safe_open(str(path), "pt")
         handle = self._handles[path]
-        frame = {key: handle.get_slice(key)[index] for key in FRAME_KEYS}
+        frame = {key: handle.get_slice(key)[index] for key in self.keys}
         frame["crops"] = frame["crops"].float() / 255
         frame["parsing"] = frame["parsing"].long()
         return {key: value.float() if value.is_floating_point() else value for key, value in frame.items()}

@@ -3,7 +3,8 @@
 Everything training reads that does not change while FaceX learns is computed once here:
 the aligned crop, the parsing labels, the identity map, the 3DMM and gaze coefficients,
 and the VAE latents of the crop. (Region tokens depend on the trainable FPN adapter and,
-when it is fine-tuned, on CLIP, so training computes them.)
+when it is fine-tuned, on CLIP, so training computes them; with CLIP frozen, the CLIP
+grids they start from can be stored too: `clip_tokens`, see train/clip_tokens.py.)
 
 Shards are written atomically (model.weights.save_atomically), so a killed run leaves no half shard,
 and a run started again skips every clip already done: preparation resumes. Processes split
@@ -27,13 +28,16 @@ from tqdm import tqdm
 from ..errors import FaceXError, UsageError
 from ..faces.crops import align_faces
 from ..faces.detect import FaceDetector, choose_faces
+from ..ford.clip_vision import ClipVisionEncoder
 from ..ford.extractors import FordExtractors, ford_tensors
+from ..ford.region_features import default_clip_layers
 from ..frames import BadFrame, Frame, read_frames
 from ..model.sampling import encode
 from ..model.sd_checkpoint import load_vae
 from ..model.weights import save_atomically
 from ..models.locate import ModelRoots, locate_roles
-from ..models.manifest import EXTRACTOR_ROLES
+from ..models.manifest import CLIP_VISION, EXTRACTOR_ROLES
+from . import clip_tokens
 from .clips import Clip, find_clips
 
 SHARD_FORMAT = "facex-shard"
@@ -42,7 +46,7 @@ SHARD_SUFFIX = ".safetensors"
 SKIPPED_SUFFIX = ".skipped.json"
 # stored compactly: the rest stays float32 (3DMM and gaze values are small vectors)
 STORED_DTYPES = {"crops": torch.uint8, "parsing": torch.uint8, "identity_tokens": torch.float16,
-                 "latents": torch.float16}
+                 "latents": torch.float16, clip_tokens.TOKENS_KEY: clip_tokens.TOKENS_DTYPE}
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class PrepareSettings:
     max_frames: int | None = None  # per clip
     min_face: float = 64.0  # smallest face side in pixels
     batch: int = 16  # frames per extractor pass
+    clip_tokens: bool = False  # store the frozen CLIP's grids the region encoder reads (train/clip_tokens.py)
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,7 @@ class Preparer:
 
     def __init__(self, checkpoint: Path, roots: ModelRoots, base_config: str, settings: PrepareSettings,
                  device: str = "cpu") -> None:
-        files = locate_roles(("detection",) + EXTRACTOR_ROLES, roots)
+        files = locate_roles(("detection",) + EXTRACTOR_ROLES + ((CLIP_VISION,) if settings.clip_tokens else ()), roots)
         self.settings, self.device = settings, torch.device(device)
         self.detector = FaceDetector(files["detection"], self.device)
         self.extractors = FordExtractors.from_files(files, self.device)
@@ -89,6 +94,11 @@ class Preparer:
             "extractors": json.dumps({role: files[role].name for role in EXTRACTOR_ROLES}, sort_keys=True),
             "vae": Path(checkpoint).name, "base_config": base_config,
         }
+        self.clip = None
+        if settings.clip_tokens:
+            self.clip = ClipVisionEncoder.from_path(files[CLIP_VISION], self.device)
+            self.stored_tokens = clip_tokens.StoredTokens(files[CLIP_VISION].name, default_clip_layers(self.clip.depth))
+            self.metadata |= self.stored_tokens.metadata()
 
     def prepare_clip(self, clip: Clip, log: EventLog) -> dict[str, torch.Tensor] | None:
         """The clip's shard tensors, or None when no frame had a usable face."""
@@ -131,6 +141,9 @@ class Preparer:
         tensors["frame_index"] = torch.tensor([frame.index for frame, _ in group])
         del tensors["image_index"]  # frame_index says where each crop came from
         tensors["crops"] = (tensors["crops"] * 255).round()
+        if self.clip is not None:  # from the crop as stored: what training would feed CLIP
+            grids = self.clip.patch_grids(tensors["crops"] / 255, self.stored_tokens.layers)
+            tensors[clip_tokens.TOKENS_KEY] = torch.stack(grids, 1).cpu()
         return {name: tensor.to(STORED_DTYPES.get(name, tensor.dtype)).contiguous() for name, tensor in tensors.items()}
 
 

@@ -18,7 +18,7 @@ from torch import nn
 from ..ford.clip_vision import ClipVisionEncoder
 from ..ford.identity import IdentityFeatures
 from ..ford.motion import Motion3DMM
-from ..ford.region_features import encode_regions
+from ..ford.region_features import encode_regions, pool_grids
 from ..ford.region_masks import region_masks
 from ..fors.assemble import assemble
 from ..fors.reference import FaceImages, compose_reference
@@ -26,6 +26,7 @@ from ..fors.representation import FaceMotion, FaceRepresentation
 from ..fors.tasks import TaskRow
 from ..model.diffusers_binding import DiffusersFRC
 from ..model.facex import FaceXModel, drop_condition
+from .clip_tokens import TOKENS_KEY, as_grids
 from .dataset import sample_generator
 
 # what the UNet learns to predict, by the checkpoint's prediction type
@@ -60,10 +61,14 @@ def draw(samples: torch.Tensor, seed: int, latent_shape: tuple[int, ...], train_
 def frame_representation(frame: dict[str, torch.Tensor], clip: ClipVisionEncoder, facex: FaceXModel,
                          masks: torch.Tensor) -> FaceRepresentation:
     """The representation of prepared frames: cached identity and motion, fresh region tokens
-    (their FPN adapter, and CLIP when fine-tuned, are learning)."""
+    (their FPN adapter, and CLIP when fine-tuned, are learning) from the stored CLIP grids
+    when the data holds them."""
     motion = Motion3DMM(**{f.name: frame[f"3dmm_{f.name}"] for f in fields(Motion3DMM)})
     identity = IdentityFeatures(frame["identity_tokens"], frame["identity_embedding"])
-    regions = encode_regions(clip, facex.region_adapter, frame["crops"], masks, facex.config.clip_layers)
+    if TOKENS_KEY in frame:
+        regions = pool_grids(facex.region_adapter, as_grids(frame[TOKENS_KEY]), masks)
+    else:
+        regions = encode_regions(clip, facex.region_adapter, frame["crops"], masks, facex.config.clip_layers)
     return FaceRepresentation.from_parts(identity, FaceMotion.from_extractors(motion, frame["gaze"]), regions)
 
 

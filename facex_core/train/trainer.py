@@ -33,6 +33,7 @@ from ..model.kept_configs import config_family
 from ..model.sampling import SamplingSettings, empty_prompt
 from ..model.sd_checkpoint import StableDiffusionParts, load_single_file
 from ..model.weights import CLIP_PREFIX, load_facex
+from . import clip_tokens
 from .checkpoints import FACEX_KEYS, export, latest_checkpoint, save_checkpoint, trainable_state
 from .config import TrainConfig
 from .dataset import GlobalBatches, PairStream, read_shards, split_clips, to_device
@@ -71,6 +72,7 @@ class Trainer:
         training, held_out = split_clips(read_shards(config.prepared), config.validation_clips)
         self.stream = PairStream(training, config.seed)
         self.validation_stream = PairStream(held_out or training, config.seed + VALIDATION_SEED_OFFSET)
+        clip_tokens.check_run(self.stream.clip_tokens, config.prepared, config.finetune_clip, config.clip_vision)
         self.sd = self._stable_diffusion()
         self.embeds_clip = config.finetune_clip  # the weight file carries CLIP when it is not the clip_vision file's
         facex, clip = self._networks()
@@ -118,6 +120,8 @@ class Trainer:
         if facex.config.resolution != self.stream.resolution:
             raise FaceXError(f"The FaceX network works at {facex.config.resolution} but {config.prepared} holds "
                              f"{self.stream.resolution} crops; prepare the data at {facex.config.resolution}.")
+        clip_tokens.check_network(self.stream.clip_tokens, config.prepared, facex.config.clip_layers,
+                                  self.embeds_clip, config.init_from)
         clip.model.requires_grad_(config.finetune_clip)
         return facex.train(), clip
 
