@@ -117,6 +117,20 @@ def test_mask_pool_averages_inside_each_region_and_marks_empty_ones():
     assert pooled.tokens[0, 2].tolist() == [0.0, 0.0]
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_an_absent_region_sends_a_zero_gradient_in_every_training_precision(dtype):
+    """fp16 features (autocast on a V100) once divided the absent region by a clamp fp16
+    rounds to 0: its gradient was NaN, so the loss scaler skipped every step."""
+    features = torch.rand(1, 2, 4, 4, dtype=dtype, requires_grad=True)
+    masks = torch.zeros(1, 2, 8, 8)
+    masks[0, 0, :, :4] = 1.0  # the second region is absent
+    mask_pool(features, masks).tokens.sum().backward()
+    assert features.grad.isfinite().all()
+    expected = torch.zeros(2, 4, 4)
+    expected[:, :, :2] = 1 / 8  # the first region's mean over its 8 cells of the 4x4 grid
+    torch.testing.assert_close(features.grad[0].float(), expected, rtol=0, atol=0)  # 1/8 is exact in each dtype
+
+
 def test_encode_regions_gives_one_token_per_region(clip_file, faces):
     encoder = ClipVisionEncoder.from_path(clip_file)
     adapter = FPNAdapter(FPNConfig(in_channels=64, width=32, levels=3))

@@ -2,6 +2,7 @@
 gradients across processes like one process, and exports a file `edit` runs."""
 
 import json
+import math
 import os
 import socket
 import statistics
@@ -18,18 +19,19 @@ from conftest import FACES_DIR, annotated, image_tensor
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
-from train_fixtures import CLIP_FOLDERS, tiny_run
+from train_fixtures import CLIP_FOLDERS, TrainData, tiny_run
 from train_gradients import first_batch_gradients
 
 from facex_core.__main__ import main as facex_main
 from facex_core.errors import ConfigError
 from facex_core.faces.crops import align_faces
 from facex_core.faces.paste import face_coverage
+from facex_core.ford.checkpoint import under_prefix
 from facex_core.ford.clip_vision import ClipVisionEncoder
 from facex_core.image_files import read_image_file
 from facex_core.model.weights import load_facex
 from facex_core.train.__main__ import main as train_main
-from facex_core.train.checkpoints import complete_checkpoints, latest_checkpoint
+from facex_core.train.checkpoints import complete_checkpoints, fine_tune_start, latest_checkpoint, read_checkpoint
 from facex_core.train.config import TrainConfig
 from facex_core.train.step import draw
 from facex_core.train.trainer import Trainer, micro_batch_size
@@ -64,10 +66,19 @@ def test_the_zero_initialised_frc_trains_from_the_frozen_unet_s_own_loss(tiny_tr
     torch.testing.assert_close(loss, F.mse_loss(plain, draws.noise), rtol=0, atol=1e-6)
 
 
+def shipped_way(train_data: TrainData, live_start: Path, output: Path, **settings) -> TrainConfig:
+    """A tiny run trained as the shipped configs train: gradient checkpointing on and each
+    step's batch in micro-batches of 1 (accumulation), from live FRC projections (live_start)."""
+    values = dict(micro_batch=1, gradient_checkpointing=True, init_from=str(live_start))
+    return tiny_run(train_data, output, **(values | settings))
+
+
 @pytest.mark.slow
-def test_an_interrupted_and_resumed_run_ends_with_the_parameters_of_an_uninterrupted_one(train_data, tmp_path):
-    config = tiny_run(train_data, tmp_path / "whole", steps=6, checkpoint_every=3, learning_rate=1e-3)
+def test_an_interrupted_and_resumed_run_ends_with_the_parameters_of_an_uninterrupted_one(train_data, live_start,
+                                                                                         tmp_path):
+    config = shipped_way(train_data, live_start, tmp_path / "whole", steps=6, checkpoint_every=3, learning_rate=1e-3)
     whole = Trainer(config)
+    assert whole.accumulation == 2
     whole.run()
     interrupted = replace(config, output=str(tmp_path / "interrupted"))
     Trainer(interrupted).run(until=4)  # stops after step 4: the last checkpoint is step 4
@@ -79,6 +90,59 @@ def test_an_interrupted_and_resumed_run_ends_with_the_parameters_of_an_uninterru
     for (name, expected), actual in pairs:
         assert torch.equal(expected, actual), name
     assert whole.losses[4:] == resumed.losses
+    start = read_checkpoint(live_start).facex_model().state_dict()
+    moved = {name: not torch.equal(value, start[name]) for name, value in resumed.facex.named_parameters()}
+    assert all(moved.values()), [name for name, did in moved.items() if not did]  # equal because trained alike
+
+
+@pytest.mark.slow
+def test_an_interrupted_and_resumed_fp16_run_ends_as_an_uninterrupted_one(train_data, live_start, tmp_path,
+                                                                          record_property):
+    """The paper's V100 path: fp16 with accelerate's loss scaler, whose state the checkpoint
+    carries. In its own process (accelerate fixes the precision once per process); on a
+    CPU with accelerate's GPU fp16 switched on there (train_fp16.py says how)."""
+    config = tiny_run(train_data, tmp_path / "unused", steps=4, checkpoint_every=2, learning_rate=1e-3,
+                      mixed_precision="fp16", init_from=str(live_start))
+    (tmp_path / "fp16.json").write_text(json.dumps(config.to_dict()))
+    env = os.environ | {"PYTHONPATH": str(HERE.parent)}
+    done = subprocess.run([sys.executable, str(HERE / "train_fp16.py"), str(tmp_path / "fp16.json"), "2",
+                           str(tmp_path)], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ends = {}
+    for name in ("whole", "resumed"):
+        with safe_open(str(tmp_path / f"{name}.safetensors"), "pt") as handle:
+            ends[name] = handle.metadata(), {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    (whole, whole_parameters), (resumed, resumed_parameters) = ends["whole"], ends["resumed"]
+    device = whole["device"]
+    record_property("device", device)
+    print(f"fp16 resume test ran on {device}")
+    # the checkpoint resumed from holds a scaler that has moved: a fresh one would differ from it
+    saved = read_checkpoint(tmp_path / "resumed" / "checkpoints" / "step_0000002").state["grad_scaler"]
+    fresh = torch.amp.GradScaler(torch.device(device).type, growth_interval=2)
+    assert (saved["scale"], saved["_growth_tracker"]) != (fresh.get_scale(), 0), (device, saved)
+    assert json.loads(resumed["grad_scaler"]) == json.loads(whole["grad_scaler"]), device
+    assert json.loads(resumed["losses"]) == json.loads(whole["losses"])[2:], device
+    assert all(math.isfinite(loss) for loss in json.loads(whole["losses"]))
+    assert whole_parameters.keys() == resumed_parameters.keys()
+    for name, expected in whole_parameters.items():
+        assert torch.equal(expected, resumed_parameters[name]), (device, name)
+    start = read_checkpoint(live_start).facex_model().state_dict()
+    still = [name for name, value in whole_parameters.items() if torch.equal(value, start[name])]
+    assert still == [], still  # every parameter trained: no step was lost to a skipped (non-finite) update
+
+
+def test_fp16_without_a_cuda_gpu_is_refused_before_anything_loads(train_data, tmp_path):
+    """accelerate gives fp16 its loss scaler only on CUDA; without one fp16 gradients underflow."""
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU, where fp16 trains with accelerate's GradScaler")
+    config = tiny_run(train_data, tmp_path / "run", mixed_precision="fp16")
+    (tmp_path / "fp16.json").write_text(json.dumps(config.to_dict()))
+    env = os.environ | {"PYTHONPATH": str(HERE.parent)}
+    done = subprocess.run([sys.executable, "-m", "facex_core.train", "train", "--config", str(tmp_path / "fp16.json")],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "mixed_precision fp16 needs a CUDA GPU" in done.stderr and "use bf16 or no" in done.stderr
+    assert not (tmp_path / "run").exists()
 
 
 def test_resuming_with_other_settings_is_refused(train_data, tmp_path):
@@ -88,10 +152,14 @@ def test_resuming_with_other_settings_is_refused(train_data, tmp_path):
         Trainer(replace(config, batch=4, seed=5, steps=2))
 
 
-def test_gradient_checkpointing_changes_no_gradient(train_data, tmp_path):
-    plain = first_batch_gradients(Trainer(tiny_run(train_data, tmp_path / "a")))
-    checkpointed = first_batch_gradients(Trainer(tiny_run(train_data, tmp_path / "b", gradient_checkpointing=True)))
-    assert plain.keys() == checkpointed.keys() and any(g.abs().sum() > 0 for g in plain.values())
+def test_gradient_checkpointing_changes_no_gradient(train_data, live_start, tmp_path):
+    plain = first_batch_gradients(Trainer(tiny_run(train_data, tmp_path / "a", init_from=str(live_start))))
+    checkpointed = first_batch_gradients(Trainer(tiny_run(train_data, tmp_path / "b", gradient_checkpointing=True,
+                                                          init_from=str(live_start))))
+    assert plain.keys() == checkpointed.keys()
+    # with live FRC projections every gradient is non-zero (a batch of 2 drops no condition: null_context has none)
+    zero = [name for name, gradient in plain.items() if not gradient.any()]
+    assert zero == ["null_context"], zero
     for name in plain:
         # the recomputed forward runs the same kernels; only float32 accumulation order may differ
         torch.testing.assert_close(checkpointed[name], plain[name], rtol=1e-5, atol=1e-7, msg=name)
@@ -111,8 +179,12 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_average_the_gradients_of_one_process_on_the_same_batch(train_data, tmp_path):
-    config = tiny_run(train_data, tmp_path / "two", micro_batch=1)
+def test_two_gloo_processes_average_the_gradients_of_one_process_on_the_same_batch(train_data, live_start,
+                                                                                   tmp_path):
+    """As shipped: DDP, gradient checkpointing and accumulation (2 micro-batches of 1 per
+    process), from live FRC projections, on a batch of 4 that drops one sample's condition
+    (sample 3), so that every trainable parameter, null_context included, has a gradient."""
+    config = shipped_way(train_data, live_start, tmp_path / "two", batch=4)
     (tmp_path / "two.json").write_text(json.dumps(config.to_dict()))
     env = os.environ | {"PYTHONPATH": str(HERE.parent), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
@@ -121,13 +193,18 @@ def test_two_gloo_processes_average_the_gradients_of_one_process_on_the_same_bat
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     two = load_file(str(tmp_path / "two.safetensors"))
-    one = first_batch_gradients(Trainer(tiny_run(train_data, tmp_path / "one", micro_batch=2)))
-    assert two.keys() == one.keys()
+    one_process = Trainer(shipped_way(train_data, live_start, tmp_path / "one", batch=4, micro_batch=4))
+    one = first_batch_gradients(one_process)
+    assert one_process.accumulation == 1
+    trainable = {name for name, parameter in one_process.facex.named_parameters() if parameter.requires_grad}
+    assert two.keys() == one.keys() == trainable
+    zero = [name for gradients in (one, two) for name, gradient in gradients.items() if not gradient.any()]
+    assert not zero, zero
     for name in one:
-        # gloo's all-reduce sums the two halves in another order than one process does
+        # gloo's all-reduce and the accumulation sum the four samples in another order than one process does
         torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-7, msg=name)
     with safe_open(str(tmp_path / "two.safetensors"), "pt") as handle:
-        assert handle.metadata() == {"processes": "2", "backend": "gloo"}
+        assert handle.metadata() == {"processes": "2", "backend": "gloo", "accumulation": "2"}
 
 
 @pytest.fixture(scope="module")
@@ -205,6 +282,29 @@ def test_a_fine_tuned_clip_trains_and_travels_in_the_weight_file(train_data, tmp
     assert torch.equal(load_facex(stage).clip_state[name], loaded.clip_state[name])
 
 
+def test_a_fine_tune_stage_starts_from_the_generalist_s_float32_checkpoint(exported, train_data, tmp_path):
+    """Exactly the weights training reached, which the fp16 export rounds."""
+    folder = latest_checkpoint(exported).folder
+    trained = under_prefix(load_file(str(folder / "trainable.safetensors")), "facex.")
+    assert not all(torch.equal(value, value.half().float()) for value in trained.values())
+    current = Trainer(tiny_run(train_data, tmp_path, task="reenactment", init_from=str(folder))).facex.state_dict()
+    assert current.keys() == trained.keys()
+    assert all(torch.equal(value, current[key]) for key, value in trained.items())
+    as_file, _ = fine_tune_start(folder / "trainable.safetensors", "cpu")  # the checkpoint's weight file works too
+    assert all(torch.equal(value, as_file.state_dict()[key]) for key, value in trained.items())
+
+
+def test_an_init_from_that_is_no_checkpoint_is_named_before_anything_loads(train_data, tmp_path, capsys):
+    clip = train_data.models / "clip_vision" / "clip-vit-large-patch14.safetensors"
+    code = train_main(["train", "--config", "reenactment", "--set", f"checkpoint={train_data.checkpoint}",
+                       "--set", f"prepared={train_data.prepared}", "--set", f"output={tmp_path / 'run'}",
+                       "--set", f"clip_vision={clip}",
+                       "--set", f"init_from={tmp_path / 'generalist' / 'checkpoints' / 'step_0020000'}"])
+    error = capsys.readouterr().err
+    assert code == 2 and "init_from (--set init_from=PATH): The checkpoint" in error and "does not exist" in error
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_fine_tune_stage_starts_from_the_generalist_file(exported, train_data, tmp_path):
     generalist = exported / "facex_head_swap.safetensors"
     trainer = Trainer(tiny_run(train_data, tmp_path, task="reenactment", steps=1, init_from=str(generalist)))
@@ -237,8 +337,9 @@ def test_the_paper_s_recipe_ships_as_three_configs():
     for config in stages.values():
         recipe = (config.batch, config.learning_rate, config.condition_dropout, config.mixed_precision)
         assert recipe == (32, 1e-5, 0.1, "bf16")
-    generalist = "runs/generalist/facex_head_swap.safetensors"
-    assert stages["reenactment"].init_from == stages["face_swap"].init_from == generalist
+    generalist = stages["generalist"]
+    last_checkpoint = f"{generalist.output}/checkpoints/step_{generalist.steps:07d}"  # float32, kept: the run's last
+    assert stages["reenactment"].init_from == stages["face_swap"].init_from == last_checkpoint
     assert TrainConfig.from_file("generalist",
                                  ["steps=10", "output=runs/x", "finetune_clip=true"]).finetune_clip is True
     with pytest.raises(ConfigError, match="unknown setting 'stepz'"):

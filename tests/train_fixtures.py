@@ -16,6 +16,7 @@ from conftest import ANNOTATIONS, FACES_DIR, annotated, models_with_detector
 
 from facex_core.models.locate import roots_from_models_dir
 from facex_core.testing.sd_checkpoint import tiny_sd, write_single_file
+from facex_core.train.checkpoints import latest_checkpoint
 from facex_core.train.config import TrainConfig
 from facex_core.train.prepare import Preparer, PrepareSettings, prepare
 from facex_core.train.trainer import Trainer
@@ -77,6 +78,23 @@ def tiny_run(data: TrainData, output: Path, **settings) -> TrainConfig:
                   base_config=BASE_CONFIG, batch=2, micro_batch=2, mixed_precision="no", gradient_checkpointing=False,
                   workers=0, validate_every=0, checkpoint_every=1000, model=TINY_MODEL)
     return TrainConfig(**(values | settings))
+
+
+LIVE_SEED = 1234
+
+
+@pytest.fixture(scope="session")
+def live_start(train_data, tmp_path_factory) -> Path:
+    """A training checkpoint of the tiny networks whose zero-initialised output projections
+    (FRCLayer.zero_proj) are re-initialised as plain Linear layers from a fixed seed. A run
+    started from it (init_from, as a fine-tune stage starts) gives every trainable parameter
+    a gradient; from a fresh network's zero projections only they themselves get one."""
+    trainer = Trainer(tiny_run(train_data, tmp_path_factory.mktemp("live_start")))
+    torch.manual_seed(LIVE_SEED)
+    for layer in trainer.facex.frc:
+        layer.zero_proj.reset_parameters()
+    trainer.save()
+    return latest_checkpoint(trainer.output).folder
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import torch  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
 from facex_core.train.config import TrainConfig  # noqa: E402
@@ -17,11 +18,12 @@ from facex_core.train.trainer import Trainer  # noqa: E402
 
 
 def first_batch_gradients(trainer: Trainer) -> dict:
-    """Gradients of the first global batch, averaged over every process."""
+    """Gradients of the first global batch, averaged over every process: one per trainable
+    parameter, zeros where none arrived (so a test that wants every one non-zero sees it)."""
     micro_batches = next(iter(chunks(trainer.loader(1), trainer.accumulation)))
     trainer.backward(micro_batches)
-    return {name: parameter.grad.detach().clone() for name, parameter in trainer.facex.named_parameters()
-            if parameter.grad is not None}
+    return {name: (torch.zeros_like(parameter) if parameter.grad is None else parameter.grad.detach().clone())
+            for name, parameter in trainer.facex.named_parameters() if parameter.requires_grad}
 
 
 if __name__ == "__main__":
@@ -29,4 +31,5 @@ if __name__ == "__main__":
     gradients = first_batch_gradients(trainer)
     if trainer.accelerator.is_main_process:
         save_file(gradients, sys.argv[2], metadata={"processes": str(trainer.accelerator.num_processes),
-                                                    "backend": str(trainer.accelerator.state.backend)})
+                                                    "backend": str(trainer.accelerator.state.backend),
+                                                    "accumulation": str(trainer.accumulation)})

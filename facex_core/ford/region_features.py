@@ -86,8 +86,9 @@ def mask_pool(features: torch.Tensor, masks: torch.Tensor) -> RegionTokens:
     """
     present = masks.flatten(2).mean(-1) >= MIN_REGION_FRACTION
     weights = F.adaptive_avg_pool2d(masks.to(features.dtype), features.shape[2:])
-    totals = weights.flatten(2).sum(-1)
-    pooled = torch.einsum("nrhw,ndhw->nrd", weights, features) / totals.clamp_min(1e-8)[..., None]
+    # an absent region divides by 1: 0/0 there (fp16 has no room for a tiny clamp) would make its gradient NaN
+    totals = torch.where(present, weights.flatten(2).sum(-1), 1)
+    pooled = torch.einsum("nrhw,ndhw->nrd", weights, features) / totals[..., None]
     tokens = torch.where(present[..., None], pooled, torch.zeros_like(pooled))
     return RegionTokens(tokens=tokens, present=present)
 

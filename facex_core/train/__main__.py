@@ -6,7 +6,8 @@ export   a training checkpoint -> the FaceX weight file the nodes and `edit` loa
 
 Many processes: `torchrun --nproc_per_node N -m facex_core.train prepare|train ...`
 (or `accelerate launch -m facex_core.train train ...`). Bare model file names (the
-checkpoint, clip_vision and init_from of a config) are looked up under --models-dir.
+checkpoint, clip_vision and init_from of a config) are looked up under --models-dir;
+init_from may also be a run's checkpoints/step_* folder, which fine-tunes best.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from .. import arguments
 from ..cli import common_options, run
-from ..errors import UsageError
+from ..errors import FaceXError, UsageError
 from ..model.config import FaceXConfig
 from ..model.kept_configs import config_dir
 from ..models.locate import (
@@ -117,10 +118,23 @@ def _with_model_files(config: TrainConfig, roots: ModelRoots) -> TrainConfig:
     clip_vision = find_named_file(Path(config.clip_vision), roots[clip.folder_key], "CLIP ViT-L/14 file",
                                   clip.how_to_get(models_dir_of(roots, clip.folder_key)),
                                   "clip_vision (--set clip_vision=PATH)")
-    init_from = config.init_from and find_user_file(Path(config.init_from), roots, "facex",
-                                                    "init_from (--set init_from=PATH)")
     return replace(config, checkpoint=str(checkpoint), clip_vision=str(clip_vision),
-                   init_from=str(init_from) if init_from else None)
+                   init_from=_fine_tune_start(config.init_from, roots))
+
+
+def _fine_tune_start(init_from: str | None, roots: ModelRoots) -> str | None:
+    """init_from checked: a training checkpoint's folder, or a .safetensors file (a FaceX weight
+    file, found as a path or under the models folder, or a checkpoint's trainable.safetensors)."""
+    if init_from is None:
+        return None
+    if Path(init_from).suffix != ".safetensors":
+        from .checkpoints import read_checkpoint
+
+        try:
+            return str(read_checkpoint(init_from).folder)
+        except FaceXError as error:
+            raise UsageError(f"init_from (--set init_from=PATH): {error}") from None
+    return str(find_user_file(Path(init_from), roots, "facex", "init_from (--set init_from=PATH)"))
 
 
 def _export(args: argparse.Namespace) -> int:

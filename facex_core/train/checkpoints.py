@@ -3,10 +3,14 @@
 A checkpoint is a folder checkpoints/step_0001000 holding the trainable weights in float32
 (trainable.safetensors: FaceX under "facex.", fine-tuned CLIP under "clip."), the optimizer
 state (optimizer.pt, read back with weights_only=True) and state.json (the step, the run's
-config, the FaceX config and the extractors the data was prepared with). It is written as
-step_0001000.partial and renamed, so a run killed while saving leaves the previous
-checkpoint as the latest. Nothing else needs saving for an exact resume: every random draw
-follows from (seed, sample number) and the learning rate is constant.
+config, the FaceX config, the extractors the data was prepared with and, in an fp16 run,
+the loss scaler's state). It is written as step_0001000.partial and renamed, so a run
+killed while saving leaves the previous checkpoint as the latest. Nothing else needs
+saving for an exact resume: every random draw follows from (seed, sample number) and the
+learning rate is constant.
+
+A checkpoint is also what a fine-tune best starts from: its weights are the float32 ones
+training reached, where the exported weight file holds them rounded to fp16.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from ..ford.checkpoint import load_strict, under_prefix
 from ..model.config import FaceXConfig
 from ..model.facex import FaceXModel
 from ..model.metadata import CLIP_FILE_PREFIX
-from ..model.weights import CLIP_PREFIX, save_facex
+from ..model.weights import CLIP_PREFIX, load_facex, save_facex
 
 STEP_PREFIX = "step_"
 PARTIAL = ".partial"
@@ -47,6 +51,16 @@ class Checkpoint:
 
     def optimizer_state(self) -> dict:
         return torch.load(self.folder / OPTIMIZER, map_location="cpu", weights_only=True)
+
+    def facex_model(self) -> FaceXModel:
+        """The FaceX network in float32, every key checked against its config."""
+        model = FaceXModel(FaceXConfig.from_json(self.state["facex_config"]))
+        facex_weights = under_prefix(self.weights(), FACEX_KEYS)
+        return load_strict(model, facex_weights, self.folder / WEIGHTS, "FaceX training checkpoint")
+
+    def clip_state(self) -> dict[str, torch.Tensor]:
+        """The fine-tuned CLIP weights; empty when CLIP stayed frozen."""
+        return under_prefix(self.weights(), CLIP_PREFIX)
 
 
 def trainable_state(facex: FaceXModel, clip_model: torch.nn.Module | None) -> dict[str, torch.Tensor]:
@@ -98,12 +112,22 @@ def latest_checkpoint(output: Path) -> Checkpoint | None:
     return read_checkpoint(found[-1]) if found else None
 
 
+def fine_tune_start(path: str | Path, device: torch.device | str) -> tuple[FaceXModel, dict[str, torch.Tensor]]:
+    """The network (float32) and fine-tuned CLIP weights (empty if none) a later stage starts
+    from: a training checkpoint (its folder or its trainable.safetensors), whose weights are
+    exactly those training reached, or a FaceX weight file, whose weights are those rounded
+    to fp16."""
+    path = Path(path)
+    if path.suffix != ".safetensors" or path.name == WEIGHTS:
+        saved = read_checkpoint(path.parent if path.name == WEIGHTS else path)
+        return saved.facex_model().to(device), saved.clip_state()
+    loaded = load_facex(path, device)
+    return loaded.model, loaded.clip_state
+
+
 def export(checkpoint: str | Path, out: str | Path) -> Path:
     """The FaceX weight file of a checkpoint: fp16 safetensors with the metadata the loaders check."""
     saved = read_checkpoint(checkpoint)
-    weights = saved.weights()
-    model = FaceXModel(FaceXConfig.from_json(saved.state["facex_config"]))
-    load_strict(model, under_prefix(weights, FACEX_KEYS), saved.folder / WEIGHTS, "FaceX training checkpoint")
-    clip_state = under_prefix(weights, CLIP_PREFIX)
+    clip_state = saved.clip_state()
     encoder = "embedded" if clip_state else CLIP_FILE_PREFIX + saved.state["clip_vision"]
-    return save_facex(model, out, saved.state["extractors"], encoder, clip_state or None)
+    return save_facex(saved.facex_model(), out, saved.state["extractors"], encoder, clip_state or None)

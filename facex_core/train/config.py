@@ -119,7 +119,7 @@ class TrainConfig:
     output: str  # run folder: checkpoints, logs, validation grids, the exported weight file
     base_config: str = "sd15"  # kept diffusers config of the checkpoint (facex_core/model/configs)
     task: str = "head_swap"  # the task row that assembles each training pair
-    init_from: str | None = None  # a FaceX weight file to fine-tune from (later stages)
+    init_from: str | None = None  # later stages: a training checkpoint folder (float32, preferred) or FaceX weight file
     steps: int = 20_000
     batch: int = 32  # effective batch: processes x micro_batch x accumulation
     micro_batch: int = 4  # at most this many samples per process per forward pass

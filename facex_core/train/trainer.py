@@ -1,4 +1,4 @@
-"""The FaceX trainer on Hugging Face accelerate: one process per GPU (or CPU), DDP, bf16.
+"""The FaceX trainer on Hugging Face accelerate: one process per GPU (or CPU), DDP, bf16 or fp16.
 
 Launch one process with `python -m facex_core.train train`, or many with
 `accelerate launch -m facex_core.train train ...` / `torchrun --nproc_per_node N -m
@@ -6,7 +6,9 @@ facex_core.train train ...`. The effective batch is fixed by the config; each pr
 `micro_batch` samples per forward pass and the rest is gradient accumulation, so any
 number of processes trains the same run. The frozen UNet (in the mixed-precision dtype,
 with gradient checkpointing) carries the FRC layers; only FaceX (and CLIP when fine-tuned)
-has gradients, and only they are synced, saved and exported.
+has gradients, and only they are synced, saved and exported. fp16 (GPUs without bf16,
+such as the paper's V100s) scales the loss with accelerate's GradScaler, whose state is
+checkpointed with the run.
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ from ..model.facex import FaceXModel
 from ..model.kept_configs import config_family
 from ..model.sampling import SamplingSettings, empty_prompt
 from ..model.sd_checkpoint import StableDiffusionParts, load_single_file
-from ..model.weights import CLIP_PREFIX, load_facex
+from ..model.weights import CLIP_PREFIX
 from . import clip_tokens
-from .checkpoints import FACEX_KEYS, export, latest_checkpoint, save_checkpoint, trainable_state
+from .checkpoints import FACEX_KEYS, export, fine_tune_start, latest_checkpoint, save_checkpoint, trainable_state
 from .config import TrainConfig
 from .dataset import GlobalBatches, PairStream, read_shards, split_clips, to_device
 from .prepare import chunks
@@ -69,6 +71,9 @@ class Trainer:
             # a fine-tuned CLIP has weights past the layers the region encoder reads: they get no gradient
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=config.finetune_clip)],
         )
+        if config.mixed_precision == "fp16" and self.accelerator.scaler is None:
+            raise ConfigError(f"mixed_precision fp16 needs a CUDA GPU: accelerate autocasts and scales the loss for "
+                              f"fp16 only there. On {self.accelerator.device.type} use bf16 or no.")
         training, held_out = split_clips(read_shards(config.prepared), config.validation_clips)
         self.stream = PairStream(training, config.seed)
         self.validation_stream = PairStream(held_out or training, config.seed + VALIDATION_SEED_OFFSET)
@@ -101,14 +106,13 @@ class Trainer:
         config, unet, device = self.config, self.sd.unet, self.accelerator.device
         specs, context_dim = block_specs(unet), unet.config.cross_attention_dim
         if config.init_from:
-            loaded = load_facex(config.init_from, device)
-            problem = layout_mismatch(loaded.model.config, specs, context_dim)
+            facex, clip_state = fine_tune_start(config.init_from, device)
+            problem = layout_mismatch(facex.config, specs, context_dim)
             if problem:
                 raise FaceXError(f"init_from {config.init_from}: {problem}")
-            clip = (ClipVisionEncoder.from_state(loaded.clip_state, config.init_from, device) if loaded.clip_state
+            clip = (ClipVisionEncoder.from_state(clip_state, config.init_from, device) if clip_state
                     else ClipVisionEncoder.from_path(config.clip_vision, device))
-            facex = loaded.model
-            self.embeds_clip |= bool(loaded.clip_state)  # trained with that CLIP: its file must carry it on
+            self.embeds_clip |= bool(clip_state)  # trained with that CLIP: its file must carry it on
         else:
             clip = ClipVisionEncoder.from_path(config.clip_vision, device)
             sizes = {"clip_dim": clip.width, "clip_layers": default_clip_layers(clip.depth)} | config.model
@@ -139,6 +143,9 @@ class Trainer:
         if self.embeds_clip:
             model.clip_model.load_state_dict(under_prefix(weights, CLIP_PREFIX))
         optimizer.load_state_dict(saved.optimizer_state())
+        scaler = self.accelerator.scaler
+        if scaler is not None and "grad_scaler" in saved.state:  # a run saved at another precision starts one afresh
+            scaler.load_state_dict(saved.state["grad_scaler"])
         return saved.step
 
     @property
@@ -212,6 +219,8 @@ class Trainer:
             state = {"config": self.config.to_dict(), "facex_config": model.facex.config.to_json(),
                      "extractors": self.stream.shards[0].extractors,
                      "clip_vision": Path(self.config.clip_vision).name}
+            if accelerator.scaler is not None:
+                state["grad_scaler"] = accelerator.scaler.state_dict()  # plain numbers: the scale and its counters
             save_checkpoint(self.output, self.step, weights, self.optimizer.state_dict(), state,
                             self.config.keep_checkpoints)
         accelerator.wait_for_everyone()
