@@ -30,7 +30,7 @@ from facex_core.model.facex import FaceXModel
 from facex_core.model.weights import save_facex
 from facex_core.testing import onnx_models
 from facex_core.testing.model_folder import PACK, write_extractors
-from facex_core.testing.sd_checkpoint import tiny_sd15, write_single_file
+from facex_core.testing.sd_checkpoint import tiny_sd, write_single_file
 
 FACES = Path(__file__).resolve().parents[2] / "shared" / "faces"
 SOURCE, TARGET = "same_identity/ai_ltx2_woman/frame_000.png", "same_identity/ai_ltx2_woman/frame_120.png"
@@ -53,7 +53,7 @@ def planted_detector(path: Path, faces_dir: Path, names: tuple[str, ...]) -> Non
 def write_models(models: Path, faces_dir: Path, tiny: bool) -> tuple[Path, Path, str]:
     """(checkpoint, FaceX file, base config) in a models folder with every file `edit` reads."""
     base_config = networks.TINY_BASE_CONFIG if tiny else "sd15"
-    unet, vae, text_encoder = tiny_sd15(config_name=base_config)  # seeded random values, any kept config
+    unet, vae, text_encoder = tiny_sd(config_name=base_config)  # seeded random values, any kept config
     checkpoint = models / "checkpoints" / f"random_{base_config}.safetensors"
     checkpoint.parent.mkdir(parents=True)
     write_single_file(checkpoint, unet, vae, text_encoder, torch.float16)

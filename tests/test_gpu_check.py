@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
 from conftest import require_faces
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,3 +46,13 @@ def test_the_dry_run_writes_every_table_with_numbers(tmp_path):
             assert all(NUMBER.match(cell) or cell == "not run" for cell in cells), (title, row)
     targets = out.read_text().split("## Targets")[1]
     assert "generalist schedule (20k x 32) on one device" in targets and "ratio of medians" in targets
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the check would run in full")
+def test_without_a_gpu_the_check_stops_at_once_and_says_why(tmp_path):
+    out = tmp_path / "gpu_tables.md"
+    result = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--out", str(out)], cwd=ROOT,
+                            env=os.environ | {"PYTHON": sys.executable}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "no CUDA GPU is available" in result.stderr and "--dry-run" in result.stderr, result.stderr
+    assert not out.exists()  # stopped before the first benchmark
