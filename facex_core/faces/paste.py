@@ -109,12 +109,9 @@ def paste_into(out: torch.Tensor, faces: FaceCrops, crops: torch.Tensor, feather
     """Paste checked crops into `out` [B, H, W, 3] in place and, given `area` [B, H, W], keep
     the blend weights there too. A host pastes a long video chunk by chunk of faces through
     this, showing progress and stopping between chunks, with one copy of the frames."""
-    inverse = faces.inverse_matrices
-    for i, mask in enumerate(_blend_masks(faces, feather, masks)):
+    for i, mask, window, alpha in _placed_weights(faces, feather, masks):
         crop = match_colors(crops[i], faces.crops[i], mask) if color_match else crops[i]
-        window = _Window.of(inverse[i], faces.size, faces.image_hw)
         back = warp_image(crop.permute(2, 0, 1), window.matrix, window.hw, padding="zeros")
-        alpha = _to_window(mask, window)
         owner = int(faces.image_index[i])
         region = out[owner, window.rows, window.cols]
         region.copy_(region * (1 - alpha[..., None]) + back.permute(1, 2, 0).clamp(0, 1) * alpha[..., None])
@@ -136,12 +133,17 @@ def _check_images(images: torch.Tensor, faces: FaceCrops) -> None:
         )
 
 
-def _blend_masks(faces: FaceCrops, feather: float, masks: torch.Tensor | None) -> Iterator[torch.Tensor]:
-    """Each face's crop-space blend weights: the feathered border, times its mask if given
-    (one mask serves every face)."""
+def _placed_weights(faces: FaceCrops, feather: float,
+                    masks: torch.Tensor | None) -> Iterator[tuple[int, torch.Tensor, _Window, torch.Tensor]]:
+    """Per face: its index, its crop-space blend weights (the feathered border, times its mask
+    if given; one mask serves every face), the window of its image it reaches, and the
+    weights warped into that window."""
     border = feather_mask(faces.size, feather, faces.crops.device)
+    inverse = faces.inverse_matrices
     for i in range(len(faces)):
-        yield border if masks is None else border * masks[i % masks.shape[0]].to(border)
+        mask = border if masks is None else border * masks[i % masks.shape[0]].to(border)
+        window = _Window.of(inverse[i], faces.size, faces.image_hw)
+        yield i, mask, window, _to_window(mask, window)
 
 
 @dataclass(frozen=True)
@@ -189,9 +191,7 @@ def _to_window(mask: torch.Tensor, window: _Window) -> torch.Tensor:
 def face_coverage(faces: FaceCrops, batch_size: int, feather: float = 0.1) -> torch.Tensor:
     """[B, H, W] mask of where paste-back writes in each image (the union over its faces)."""
     area = faces.crops.new_zeros(batch_size, *faces.image_hw)
-    inverse = faces.inverse_matrices
-    for i, mask in enumerate(_blend_masks(faces, feather, None)):
-        window = _Window.of(inverse[i], faces.size, faces.image_hw)
+    for i, _, window, alpha in _placed_weights(faces, feather, None):
         region = area[int(faces.image_index[i]), window.rows, window.cols]
-        region.copy_(torch.maximum(region, _to_window(mask, window)))
+        region.copy_(torch.maximum(region, alpha))
     return area
