@@ -324,7 +324,7 @@ def test_bf16_training_runs_from_the_command_line(train_data, tmp_path):
     done = subprocess.run([sys.executable, "-m", "facex_core.train", "train", "--config", str(tmp_path / "bf16.json")],
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    trained = latest_checkpoint(tmp_path / "run").weights()
+    trained = latest_checkpoint(tmp_path / "run").weights
     assert all(value.dtype == torch.float32 and value.isfinite().all() for value in trained.values())  # master weights
     initial = Trainer(tiny_run(train_data, tmp_path / "fresh")).facex.state_dict()
     assert not torch.equal(trained["facex.frc.0.zero_proj.weight"], initial["frc.0.zero_proj.weight"])

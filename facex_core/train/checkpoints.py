@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -46,7 +47,9 @@ class Checkpoint:
     def step(self) -> int:
         return self.state["step"]
 
+    @cached_property
     def weights(self) -> dict[str, torch.Tensor]:
+        """The trainable weights, read from disk once (the FaceX network and CLIP both come from them)."""
         return load_file(str(self.folder / WEIGHTS))
 
     def optimizer_state(self) -> dict:
@@ -55,12 +58,12 @@ class Checkpoint:
     def facex_model(self) -> FaceXModel:
         """The FaceX network in float32, every key checked against its config."""
         model = FaceXModel(FaceXConfig.from_json(self.state["facex_config"]))
-        facex_weights = under_prefix(self.weights(), FACEX_KEYS)
+        facex_weights = under_prefix(self.weights, FACEX_KEYS)
         return load_strict(model, facex_weights, self.folder / WEIGHTS, "FaceX training checkpoint")
 
     def clip_state(self) -> dict[str, torch.Tensor]:
         """The fine-tuned CLIP weights; empty when CLIP stayed frozen."""
-        return under_prefix(self.weights(), CLIP_PREFIX)
+        return under_prefix(self.weights, CLIP_PREFIX)
 
 
 def trainable_state(facex: FaceXModel, clip_model: torch.nn.Module | None) -> dict[str, torch.Tensor]:

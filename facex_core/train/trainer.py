@@ -138,7 +138,7 @@ class Trainer:
         if conflicts:
             raise FaceXError(f"{self.output} holds a run with other {', '.join(conflicts)}; resuming it with these "
                              "settings would not continue it. Use another output folder or the saved settings.")
-        weights = saved.weights()
+        weights = saved.weights
         model.facex.load_state_dict(under_prefix(weights, FACEX_KEYS))
         if self.embeds_clip:
             model.clip_model.load_state_dict(under_prefix(weights, CLIP_PREFIX))
