@@ -113,3 +113,18 @@ def test_one_source_is_composed_onto_every_target_frame(pair):
     frames = FaceImages(target.crops.expand(3, -1, -1, -1), target.masks.expand(3, -1, -1, -1))
     reference, fusion = compose_reference(task_row("face_swap"), source=source, target=frames)
     assert reference.shape == (3, SIZE, SIZE, 3) and torch.equal(reference[0], reference[2])
+
+
+def test_dilation_and_erosion_use_the_full_square_neighbourhood():
+    """Row-then-column maxima (dilate) against a brute-force maximum over each pixel's
+    (2r+1)^2 square, clipped at the border; binary masks, so equality is exact."""
+    generator = torch.Generator().manual_seed(3)
+    masks = (torch.rand(2, 23, 31, generator=generator) > 0.98).float()
+    radius = 3
+    padded = torch.nn.functional.pad(masks, (radius,) * 4)
+    brute = torch.stack([
+        padded[:, dy:dy + 23, dx:dx + 31] for dy in range(2 * radius + 1) for dx in range(2 * radius + 1)
+    ]).amax(0)
+    assert torch.equal(dilate(masks, radius), brute)
+    assert torch.equal(erode(1 - masks, radius), 1 - brute)
+    assert 0.2 < brute.mean() < 0.95  # the masks are neither empty nor flooded
