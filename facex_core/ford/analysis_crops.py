@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import FaceTooSmallError, UsageError
+from .facexformer import INPUT_SIZE
 
-CROP_SIZE = 224
 MARGIN = 0.5  # of the box's width and height, half on each side
 
 
@@ -63,10 +63,10 @@ def _empty_crop(index: int, box: list[float], crop: list[int], image_hw: tuple[i
 
 def cut_crops(images: torch.Tensor, crop_boxes: torch.Tensor, image_index: torch.Tensor) -> torch.Tensor:
     """The crops of a [B, H, W, 3] float batch as a [N, 3, 224, 224] float batch in 0..1."""
-    crops = images.new_empty(len(crop_boxes), 3, CROP_SIZE, CROP_SIZE)
+    crops = images.new_empty(len(crop_boxes), 3, INPUT_SIZE, INPUT_SIZE)
     for face, ((x1, y1, x2, y2), owner) in enumerate(zip(crop_boxes.tolist(), image_index.tolist(), strict=True)):
         region = images[owner, y1:y2, x1:x2].permute(2, 0, 1)[None]
-        resized = F.interpolate(region, size=(CROP_SIZE, CROP_SIZE), mode="bicubic", antialias=True,
+        resized = F.interpolate(region, size=(INPUT_SIZE, INPUT_SIZE), mode="bicubic", antialias=True,
                                 align_corners=False)
         crops[face] = resized[0].clamp(0, 1)  # bicubic overshoots; PIL's 8-bit output saturates the same way
     return crops

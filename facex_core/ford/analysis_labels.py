@@ -51,5 +51,4 @@ RACES = ("white", "black", "asian", "indian", "other")
 # is the occlusion-recall-at-80%-precision measure of the COFW literature. So the head's
 # sigmoid is read as "occluded". Presumed from the dataset; not checked on the weights.
 OCCLUSION_POINTS = 29
-LANDMARK_POINTS = 68  # 300W / iBUG order
 THRESHOLD = 0.5  # attributes and occlusion are "present" at sigmoid >= 0.5, as upstream
