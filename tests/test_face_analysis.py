@@ -9,6 +9,7 @@ import json
 import math
 from copy import deepcopy
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from conftest import ANNOTATIONS, FACES_DIR, annotated, image_tensor, planted_detector_file, require_faces
 from PIL import Image
 
+from facex_core.__main__ import main as facex_main
 from facex_core.errors import (
     BatchSizeError,
     FaceTooSmallError,
@@ -28,11 +30,12 @@ from facex_core.errors import (
 from facex_core.faces.crops import align_faces
 from facex_core.faces.detect import FaceDetector, choose_faces
 from facex_core.ford.analysis_crops import analysis_boxes, crop_points_to_image, cut_crops
-from facex_core.ford.analysis_labels import ATTRIBUTES, PARSING_CLASSES
+from facex_core.ford.analysis_labels import AGE_BINS, ATTRIBUTES, PARSING_CLASSES
 from facex_core.ford.face_analysis import FaceAnalysis, FaceAnalyzer
 from facex_core.ford.facexformer import FACEXFORMER_TINY, INPUT_SIZE, FaceXFormer
 from facex_core.image_files import read_image_file
 from facex_core.images import load_image_batch, to_uint8
+from facex_core.testing.facexformer_checkpoint import write_facexformer_checkpoint
 
 # --- the crop -------------------------------------------------------------------------------
 
@@ -314,3 +317,47 @@ def test_every_bad_file_gives_a_facex_error_or_a_valid_analysis(network, tmp_pat
                         "one_pixel.png": "ImageInputError", "rgb16.png": "analysed", "rgba_transparent.png": "analysed",
                         "text_not_image.png": "ImageInputError", "truncated.jpg": "ImageInputError"}
 
+
+# --- the command line, on the full-size network ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def facexformer_file(tmp_path_factory) -> Path:
+    """A FaceXFormer-B file in the published layout with random weights, fp16 (about 190 MB)."""
+    return write_facexformer_checkpoint(tmp_path_factory.mktemp("facexformer") / "model.pt", dtype=torch.float16)
+
+
+def test_analyze_prints_each_face_and_writes_masks_in_the_images_pixels(facexformer_file, tmp_path, capsys):
+    image = annotated("portraits/ai_glasses_man.png")
+    detector = planted_detector_file(tmp_path / "det_10g.onnx", [image])
+    masks = tmp_path / "masks"  # a new folder
+    argv = ["--device", "cpu", "analyze", "--image", str(image.path), "--facexformer", str(facexformer_file),
+            "--detector", str(detector), "--masks", str(masks)]
+    assert facex_main([*argv, "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["facexformer"] == str(facexformer_file) and len(printed["faces"]) == 1
+    face = printed["faces"][0]
+    # the planted detector gives the annotated box back through the letterbox's scale: within a pixel
+    expected = analysis_boxes(torch.tensor([image.faces[0]["bbox"]], dtype=torch.float64), (350, 350))[0].tolist()
+    assert all(abs(a - b) <= 1 for a, b in zip(face["box"], expected, strict=True)), (face["box"], expected)
+    assert len(face["landmarks"]) == 68 and len(face["occlusion"]) == 29 and len(face["attributes"]) == 40
+    assert set(face["age"]["probabilities"]) == set(AGE_BINS)
+
+    names = [f"ai_glasses_man_{name}.png" for name in ("labels", *PARSING_CLASSES)]
+    assert sorted(path.name for path in masks.iterdir()) == sorted(names)
+    assert printed["masks"] == [str(masks / name) for name in names]
+    labels = np.asarray(Image.open(masks / names[0]))
+    assert labels.shape == (350, 350) and labels.max() < len(PARSING_CLASSES)
+    x1, y1, x2, y2 = face["box"]
+    assert labels[y1:y2, x1:x2].any()  # random weights label most of the crop as some part
+    assert not labels[:y1].any() and not labels[y2:].any() and not labels[:, :x1].any() and not labels[:, x2:].any()
+    for index, name in enumerate(PARSING_CLASSES):
+        mask = np.asarray(Image.open(masks / names[index + 1]))
+        assert mask.dtype == np.uint8 and np.array_equal(mask, (labels == index) * 255), name
+
+    assert facex_main(argv) == 0  # the same as text, into the same folder
+    text = capsys.readouterr().out
+    assert text.startswith(f"1 face(s) in {image.path} (FaceXFormer model.pt)")
+    for needle in ("face 0 (image 0, crop ", "head pose (degrees): pitch", "age ", "attributes (p >= 0.5)",
+                   f"masks: 12 PNG files in {masks}"):
+        assert needle in text, (needle, text)
