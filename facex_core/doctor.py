@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .models.locate import ModelRoots, candidate_paths, models_dir_of
-from .models.manifest import INSIGHTFACE, ROLES, USER_FILES
+from .models.manifest import INSIGHTFACE, OPTIONAL_ROLES, ROLES, USER_FILES
 from .models.status import FileStatus, all_status, missing_roles, user_file_status
 
 REQUIRED_MODULES = ("numpy", "cv2", "onnx", "onnxruntime", "insightface.app", "kornia", "transformers", "safetensors")
@@ -115,13 +115,18 @@ def check_files(roots: ModelRoots, verify_hash: bool = False) -> list[Finding]:
     def advice(status: FileStatus) -> str:
         return status.entry.how_to_get(models_dir_of(roots, status.entry.folder_key))
 
-    findings = [Finding(f"model {s.entry.key}", "fail", f"{s.path}: {s.problem}; download it again ({advice(s)}).")
-                for s in statuses if s.path is not None and s.problem]
-    for role in missing_roles(statuses):
-        options = "; or ".join(
+    def options(role: str) -> str:
+        return "; or ".join(
             f"{s.entry.filename} at {(candidate_paths(s.entry, roots) or [s.entry.relative_path])[0]} ({advice(s)})"
             for s in statuses if s.entry.role == role)
-        findings.append(Finding(f"{role} model", "fail", f"No {ROLES[role]} found. Put {options}."))
+
+    findings = [Finding(f"model {s.entry.key}", "fail", f"{s.path}: {s.problem}; download it again ({advice(s)}).")
+                for s in statuses if s.path is not None and s.problem]
+    findings += [Finding(f"{role} model", "fail", f"No {ROLES[role]} found. Put {options(role)}.")
+                 for role in missing_roles(statuses)]
+    findings += [Finding(f"{role} model", "warn",
+                         f"No {OPTIONAL_ROLES[role]} found; FaceX runs without it. To use it, put {options(role)}.")
+                 for role in missing_roles(statuses, optional=True)]
     present = [s for s in statuses if s.ok]
     findings += [Finding(f"model {s.entry.key}", "ok", str(s.path)) for s in present]
     for kind in USER_FILES.values():

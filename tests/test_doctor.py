@@ -14,7 +14,7 @@ from facex_core.doctor import (
     run_doctor,
 )
 from facex_core.models.locate import roots_from_models_dir
-from facex_core.models.manifest import ROLES, USER_FILES, entry_by_key
+from facex_core.models.manifest import OPTIONAL_ROLES, ROLES, USER_FILES, entry_by_key
 
 ANTELOPE_FILES = ("scrfd_10g_bnkps.onnx", "glintr100.onnx")
 
@@ -141,8 +141,11 @@ def test_correct_layout_is_a_single_ok(tmp_path):
 def test_check_files_on_empty_folder_fails_once_per_role(tmp_path):
     findings = check_files(roots_from_models_dir(tmp_path))
     assert [(f.check, f.status) for f in findings] == [(f"{role} model", "fail") for role in ROLES] + [
+        (f"{role} model", "warn") for role in OPTIONAL_ROLES] + [
         (kind.description, "warn") for kind in USER_FILES.values()]
     messages = {f.check: f.message for f in findings}
+    assert messages["analysis model"].startswith(f"No {OPTIONAL_ROLES['analysis']} found; FaceX runs without it.")
+    assert str(tmp_path / "facex_extractors" / "facexformer.pt") in messages["analysis model"]
     assert messages["FaceX weight file"].startswith(f"none in {tmp_path / 'facex'}: no published FaceX weights exist")
     assert "python -m facex_core.train" in messages["FaceX weight file"]
     assert f"none in {tmp_path / 'checkpoints'}" in messages["Stable Diffusion checkpoint (SD1.5 family, one file)"]
@@ -189,7 +192,8 @@ def test_run_doctor_end_to_end(tmp_path):
     assert {f.status for f in findings} <= {"ok", "warn", "fail"}
     checks = [f.check for f in findings]
     assert "import numpy" in checks and "insightface folder layout" in checks
-    assert [f.check for f in findings if f.check.endswith(" model")] == [f"{role} model" for role in ROLES]
+    assert [f.check for f in findings if f.check.endswith(" model")] == [
+        f"{role} model" for role in [*ROLES, *OPTIONAL_ROLES]]
 
 
 def test_format_findings_marks_each_status():

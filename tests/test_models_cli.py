@@ -19,7 +19,7 @@ from facex_core.models import status as status_module
 from facex_core.models.__main__ import main
 from facex_core.models.download import download
 from facex_core.models.locate import candidate_paths, locate_roles, require_file, roots_from_models_dir
-from facex_core.models.manifest import MODEL_FILES, ROLES, ModelFile, entries_for_role, entry_by_key
+from facex_core.models.manifest import MODEL_FILES, OPTIONAL_ROLES, ROLES, ModelFile, entries_for_role, entry_by_key
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_CONTENT = b"tiny model weights"
@@ -77,10 +77,20 @@ def test_manifest_keys_are_unique():
     assert len(keys) == len(set(keys))
 
 
-@pytest.mark.parametrize("role", list(ROLES))
+@pytest.mark.parametrize("role", [*ROLES, *OPTIONAL_ROLES])
 def test_every_role_has_an_entry(role):
     assert entries_for_role(role)
-    assert all(entry.role in ROLES for entry in MODEL_FILES)
+    assert all(entry.role in ROLES or entry.role in OPTIONAL_ROLES for entry in MODEL_FILES)
+    assert not set(ROLES) & set(OPTIONAL_ROLES)
+
+
+def test_facexformer_is_an_optional_analysis_file_from_the_authors_hub_repo():
+    entry = entry_by_key("facexformer/model")
+    assert entries_for_role("analysis") == [entry] and "analysis" in OPTIONAL_ROLES and "analysis" not in ROLES
+    assert entry.relative_path == "facex_extractors/facexformer.pt"
+    assert entry.hub_url == "https://huggingface.co/kartiknarayan/facexformer/resolve/main/ckpts/model.pt"
+    assert "save it as facexformer.pt" in entry.how_to_get()
+    assert entry.licence == "MIT" and entry.sha256 is None and entry.size is None  # not verifiable offline
 
 
 @pytest.mark.parametrize("entry", MODEL_FILES, ids=lambda e: e.key)
@@ -148,6 +158,27 @@ def test_check_passes_with_one_file_of_the_right_size_per_role(tmp_path, capsys)
     out = capsys.readouterr().out
     assert "No usable" not in out
     assert out.count(" ok ") == len(ROLES)
+
+
+def test_check_passes_without_the_optional_files_and_says_where_they_go(tmp_path, capsys):
+    for role in ROLES:
+        place(tmp_path, entries_for_role(role)[0], size=None if entries_for_role(role)[0].size else 10)
+    assert main(["--models-dir", str(tmp_path), "check"]) == 0
+    out = capsys.readouterr().out
+    entry = entry_by_key("facexformer/model")
+    assert f"Optional, not found: {OPTIONAL_ROLES['analysis']}; FaceX runs without it." in out
+    assert str(tmp_path / "facex_extractors" / "facexformer.pt") in out and entry.how_to_get(tmp_path) in out
+    place(tmp_path, entry, size=10)
+    assert main(["--models-dir", str(tmp_path), "check"]) == 0
+    assert "Optional, not found" not in capsys.readouterr().out
+
+
+def test_cli_downloads_the_optional_facexformer_file_by_key(tmp_path, capsys, monkeypatch):
+    calls = fake_hub(monkeypatch, content=b"weights")
+    assert main(["--models-dir", str(tmp_path), "download", "facexformer/model"]) == 0
+    assert calls == [("kartiknarayan/facexformer", "ckpts/model.pt")]
+    assert (tmp_path / "facex_extractors" / "facexformer.pt").read_bytes() == b"weights"
+    assert "facexformer/model: downloaded to" in capsys.readouterr().out
 
 
 def test_check_reports_a_file_of_the_wrong_size_as_bad_with_both_sizes(tmp_path, capsys):
@@ -334,6 +365,7 @@ def test_download_offline_says_one_line_per_file_and_creates_no_folder(tmp_path,
     lines = done.stderr.strip().splitlines()
     defaults = [entries_for_role(role)[0] for role in ROLES]
     assert len(lines) == len(defaults), done.stderr
+    assert "facexformer" not in done.stderr  # optional files are fetched by key only
     for line, entry in zip(lines, defaults, strict=True):
         assert line.startswith(f"{entry.key}: ") and str(models / entry.relative_path) in line
         assert ("cannot be reached" in line) == bool(entry.hf_repo) and "by hand" in line

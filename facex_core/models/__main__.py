@@ -1,7 +1,8 @@
 """`python -m facex_core.models check | download | list`: the model files FaceX needs.
 
 check     which files are present and intact, and for anything missing where it goes
-download  fetch files from the Hugging Face Hub (SHA-256 verified) into the models folder
+download  fetch files from the Hugging Face Hub (SHA-256 verified where published) into the
+          models folder: by default one for each role FaceX needs, optional ones by key
 list      the manifest: every file with its size, hash, source, licence and place
 """
 
@@ -26,7 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="report present, missing and damaged files", parents=[after])
     check.add_argument("--verify", action="store_true", help="also compare SHA-256 hashes (slow for large files)")
     check.set_defaults(command=_check)
-    get = sub.add_parser("download", help="download files (default: the first choice for every role)", parents=[after])
+    get = sub.add_parser("download", parents=[after], help="download files (default: the first choice for every "
+                         "role FaceX needs; optional ones, such as facexformer/model, by key)")
     get.add_argument("keys", nargs="*", help="manifest keys, e.g. buffalo_l/det_10g; see `list`")
     get.set_defaults(command=_download)
     listing = sub.add_parser("list", help="list the manifest", parents=[after])

@@ -60,6 +60,7 @@ FACEX = "facex"
 CHECKPOINTS = "checkpoints"
 
 EXTRACTOR_ROLES = ("recognition", "parsing", "recon3d", "gaze")  # the FORD extractors, beside detection
+# The roles FaceX needs: `check` fails without them and `download` fetches the first file of each.
 ROLES = {
     "detection": "face detector with 5 keypoints (insightface SCRFD)",
     "recognition": "identity encoder (insightface ArcFace)",
@@ -67,6 +68,10 @@ ROLES = {
     "recon3d": "3DMM regressor (Deep3DFaceRecon ResNet-50)",
     "gaze": "gaze estimator (L2CS-Net ResNet-50)",
     "clip_vision": "region encoder (CLIP ViT-L/14 vision tower)",
+}
+# Roles of features FaceX runs without: reported when absent, never required, downloaded by key.
+OPTIONAL_ROLES = {
+    "analysis": "face analysis (FaceXFormer: parsing, landmarks, pose, attributes)",
 }
 
 _INSIGHTFACE_LICENCE = "insightface pretrained models: non-commercial research use only"
@@ -191,6 +196,21 @@ MODEL_FILES: tuple[ModelFile, ...] = (
         source="https://huggingface.co/openai/clip-vit-large-patch14",
         licence="MIT",
     ),
+    ModelFile(
+        key="facexformer/model",
+        role="analysis",
+        filename="facexformer.pt",
+        folder_key=EXTRACTORS,
+        subfolder="",
+        # About 1.1 GB per the model card; size and hash could not be verified offline (no
+        # download possible here), so neither is checked until someone measures the file.
+        size=None,
+        sha256=None,
+        hf_repo="kartiknarayan/facexformer",
+        hf_path="ckpts/model.pt",
+        source="https://huggingface.co/kartiknarayan/facexformer (Kartik-3004/facexformer)",
+        licence="MIT",
+    ),
 )
 
 
@@ -222,8 +242,8 @@ USER_FILES = {
 
 def entries_for_role(role: str) -> list[ModelFile]:
     """All alternatives that satisfy `role`, preferred first."""
-    if role not in ROLES:
-        raise UnknownNameError(f"unknown model role {role!r}; roles are {', '.join(ROLES)}")
+    if role not in ROLES and role not in OPTIONAL_ROLES:
+        raise UnknownNameError(f"unknown model role {role!r}; roles are {', '.join([*ROLES, *OPTIONAL_ROLES])}")
     return [entry for entry in MODEL_FILES if entry.role == role]
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .locate import ModelRoots, candidate_paths, find_model, models_dir_of
-from .manifest import MODEL_FILES, ROLES, USER_FILES, ModelFile, UserFile
+from .manifest import MODEL_FILES, OPTIONAL_ROLES, ROLES, USER_FILES, ModelFile, UserFile
 
 _CHUNK = 1 << 20
 _SHOWN_FILES = 3
@@ -73,14 +73,27 @@ def all_status(roots: ModelRoots, verify_hash: bool = False) -> list[FileStatus]
     return [file_status(entry, roots, verify_hash) for entry in MODEL_FILES]
 
 
-def missing_roles(statuses: list[FileStatus]) -> list[str]:
-    """Roles none of whose alternatives is present and intact."""
-    return [role for role in ROLES if not any(s.ok for s in statuses if s.entry.role == role)]
+def missing_roles(statuses: list[FileStatus], optional: bool = False) -> list[str]:
+    """Roles none of whose alternatives is present and intact: of those FaceX needs, or with
+    `optional` of those only other features need."""
+    roles = OPTIONAL_ROLES if optional else ROLES
+    return [role for role in roles if not any(s.ok for s in statuses if s.entry.role == role)]
+
+
+def _alternatives(statuses: list[FileStatus], role: str, roots: ModelRoots) -> list[str]:
+    """For each file of `role`: where it goes and how to get it."""
+    lines = []
+    for status in statuses:
+        if status.entry.role == role:
+            target = (candidate_paths(status.entry, roots) or [status.entry.relative_path])[0]
+            advice = status.entry.how_to_get(models_dir_of(roots, status.entry.folder_key))
+            lines.append(f"  - {status.entry.filename} -> {target}\n    {advice}")
+    return lines
 
 
 def report(statuses: list[FileStatus], roots: ModelRoots) -> str:
     """A table of every file, the files users bring (checkpoints, FaceX weights), then for
-    each unsatisfied role where to put which file."""
+    each unsatisfied role, required ones first, where to put which file."""
     lines = []
     for status in statuses:
         entry = status.entry
@@ -95,10 +108,8 @@ def report(statuses: list[FileStatus], roots: ModelRoots) -> str:
     for kind in USER_FILES.values():
         lines.append(f"{kind.role:12s} {kind.description}: {user_file_status(kind, roots).describe()}")
     for role in missing_roles(statuses):
-        lines.append(f"\nNo usable {ROLES[role]}. Any one of:")
-        for status in statuses:
-            if status.entry.role == role:
-                target = (candidate_paths(status.entry, roots) or [status.entry.relative_path])[0]
-                advice = status.entry.how_to_get(models_dir_of(roots, status.entry.folder_key))
-                lines.append(f"  - {status.entry.filename} -> {target}\n    {advice}")
+        lines += [f"\nNo usable {ROLES[role]}. Any one of:", *_alternatives(statuses, role, roots)]
+    for role in missing_roles(statuses, optional=True):
+        lines += [f"\nOptional, not found: {OPTIONAL_ROLES[role]}; FaceX runs without it. To use it, any one of:",
+                  *_alternatives(statuses, role, roots)]
     return "\n".join(lines)
