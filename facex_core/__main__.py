@@ -128,8 +128,9 @@ def _parser() -> argparse.ArgumentParser:
 
     analyze = sub.add_parser("analyze", help="FaceXFormer's reading of every face in an image", parents=after)
     analyze.add_argument("--image", required=True, type=Path)
-    analyze.add_argument("--facexformer", type=Path,
-                         help="FaceXFormer model.pt (default: the one in the models folder)")
+    analyze.add_argument("--facexformer", type=Path, metavar="FILE",
+                         help="the authors' FaceXFormer model.pt (default: facex_extractors/facexformer.pt in the "
+                              "models folder)")
     analyze.add_argument("--detector", type=Path, help=DETECTOR_HELP)
     add_face_choice_arguments(analyze, default="all")
     analyze.add_argument("--json", action="store_true", help="print JSON instead of text")

@@ -159,6 +159,7 @@ COMMANDS = [
     (facex_main, ["doctor"]),
     (facex_main, ["detect", "--image", TARGET]),
     (facex_main, ["extract", "--image", TARGET, "--out", "{tmp}/faces.safetensors"]),
+    (facex_main, ["analyze", "--image", TARGET]),
     (facex_main, swap()),
     (models_main, ["check"]),
     (models_main, ["list"]),

@@ -36,6 +36,7 @@ from facex_core.ford.facexformer import FACEXFORMER_TINY, INPUT_SIZE, FaceXForme
 from facex_core.image_files import read_image_file
 from facex_core.images import load_image_batch, to_uint8
 from facex_core.testing.facexformer_checkpoint import write_facexformer_checkpoint
+from facex_core.testing.model_folder import PACK
 
 # --- the crop -------------------------------------------------------------------------------
 
@@ -355,9 +356,16 @@ def test_analyze_prints_each_face_and_writes_masks_in_the_images_pixels(facexfor
         mask = np.asarray(Image.open(masks / names[index + 1]))
         assert mask.dtype == np.uint8 and np.array_equal(mask, (labels == index) * 255), name
 
-    assert facex_main(argv) == 0  # the same as text, into the same folder
+    # as text, the files found in a models folder where the manifest puts them, into the same masks folder
+    models = tmp_path / "models"
+    (models / PACK).mkdir(parents=True)
+    detector.rename(models / PACK / "det_10g.onnx")
+    (models / "facex_extractors").mkdir()
+    (models / "facex_extractors" / "facexformer.pt").symlink_to(facexformer_file)
+    assert facex_main(["--models-dir", str(models), "--device", "cpu", "analyze", "--image", str(image.path),
+                       "--masks", str(masks)]) == 0
     text = capsys.readouterr().out
-    assert text.startswith(f"1 face(s) in {image.path} (FaceXFormer model.pt)")
+    assert text.startswith(f"1 face(s) in {image.path} (FaceXFormer facexformer.pt)")
     for needle in ("face 0 (image 0, crop ", "head pose (degrees): pitch", "age ", "attributes (p >= 0.5)",
                    f"masks: 12 PNG files in {masks}"):
         assert needle in text, (needle, text)
