@@ -61,6 +61,8 @@ SECTIONS = (
             "--tiny --sizes 64 --batch 1 --repeats 1 --clip-tokens"),
     Section("Training step, eager attention", "train", "--precision bf16 --sizes 256 --batch 8 --repeats 5 "
             "--attention eager", "--tiny --sizes 64 --batch 1 --repeats 1 --attention eager"),
+    Section("FaceXFormer analysis per face", "analysis", "--batches 1 16 --repeats 10",
+            "--tiny --batches 1 --repeats 1", reads_faces=True),
     Section("Paste-back of a long video", "paste_back", "--frames 1000", "--frames 10 --size 128", reads_faces=True),
     Section("edit end to end", "edit", "--steps 20", "--tiny --steps 1 --runs 1", reads_faces=True),
 )

@@ -3,6 +3,8 @@
 doctor   check the installation and the model files, and say how to fix what is wrong
 detect   print the faces the detector finds in an image: box, five points, score
 extract  detect and align the faces of an image and write their FORD representations
+analyze  FaceXFormer on every face of an image: head pose, age, gender, race, attributes,
+         68 landmarks, occluded points, and parsing masks in the image's pixels
 edit     run one FaceX task (face swap, reenactment, animation, ...) with an SD checkpoint
 
 Every command checks its arguments and input files before it loads a model.
@@ -16,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from . import arguments
 from .cli import common_options, run
 from .errors import ImageInputError, MissingInputError, UnknownNameError, UsageError
@@ -27,6 +31,7 @@ from .models.locate import locate_roles, roots_from_models_dir
 
 if TYPE_CHECKING:
     from .edit import EditJob, FaceXEditor
+    from .ford.face_analysis import FaceAnalysis
     from .model.sampling import SamplingSettings
 
 COMMON = ("--models-dir", "--device")
@@ -37,6 +42,7 @@ FACE_INPUTS = {  # the images a task reads besides the target, by flag
     "--hole": "a mask the size of the target image, white where to fill",
 }
 MOTION_FLAGS = ("--yaw", "--pitch", "--roll", "--gaze", "--relative", "--expression-scale")
+DETECTOR_HELP = "a SCRFD .onnx file (default: the detector in the models folder)"
 POINT_NAMES = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
 
 
@@ -81,6 +87,19 @@ def editor_and_settings(args: argparse.Namespace, files: EditFiles) -> tuple[Fac
     return editor, SamplingSettings(args.steps, args.guidance, args.seed)
 
 
+def add_face_choice_arguments(parser: argparse.ArgumentParser, default: str) -> None:
+    """Which detected faces a command takes (extract, analyze)."""
+    parser.add_argument("--face", default=default, choices=("largest", "index", "all"))  # faces.detect's choices
+    parser.add_argument("--index", type=int, default=0, help="face index, left to right, with --face index")
+    parser.add_argument("--min-face", type=float, default=32.0, help="smallest face side in pixels")
+
+
+def check_face_choice(args: argparse.Namespace) -> None:
+    arguments.number_in_range("--min-face", args.min_face, 1)
+    if args.face != "index" and args.index != 0:
+        raise UsageError(f"--index {args.index} is read only with --face index (now --face {args.face}).")
+
+
 def _parser() -> argparse.ArgumentParser:
     summary, details = __doc__.split("\n\n", 1)
     parser = argparse.ArgumentParser(prog="python -m facex_core", description=summary, epilog=details,
@@ -95,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
 
     detect = sub.add_parser("detect", help="the faces the detector finds in an image", parents=after)
     detect.add_argument("--image", required=True, type=Path)
-    detect.add_argument("--detector", type=Path, help="a SCRFD .onnx file (default: the detector in the models folder)")
+    detect.add_argument("--detector", type=Path, help=DETECTOR_HELP)
     detect.add_argument("--threshold", type=float, default=0.5, help="detection score threshold, 0 to 1")
     detect.add_argument("--json", action="store_true", help="print JSON instead of text")
     detect.set_defaults(command=_detect)
@@ -104,10 +123,20 @@ def _parser() -> argparse.ArgumentParser:
     extract.add_argument("--image", required=True, type=Path)
     extract.add_argument("--out", required=True, type=Path, help="output .safetensors file")
     extract.add_argument("--size", type=int, default=512, choices=(256, 512, 768), help="aligned crop size")
-    extract.add_argument("--face", default="largest", choices=("largest", "index", "all"))
-    extract.add_argument("--index", type=int, default=0, help="face index, left to right, with --face index")
-    extract.add_argument("--min-face", type=float, default=32.0, help="smallest face side in pixels")
+    add_face_choice_arguments(extract, default="largest")
     extract.set_defaults(command=_extract)
+
+    analyze = sub.add_parser("analyze", help="FaceXFormer's reading of every face in an image", parents=after)
+    analyze.add_argument("--image", required=True, type=Path)
+    analyze.add_argument("--facexformer", type=Path, metavar="FILE",
+                         help="the authors' FaceXFormer model.pt (default: facex_extractors/facexformer.pt in the "
+                              "models folder)")
+    analyze.add_argument("--detector", type=Path, help=DETECTOR_HELP)
+    add_face_choice_arguments(analyze, default="all")
+    analyze.add_argument("--json", action="store_true", help="print JSON instead of text")
+    analyze.add_argument("--masks", type=Path, metavar="DIR",
+                         help="write a PNG mask per parsing class and a label map, in the image's pixels, into DIR")
+    analyze.set_defaults(command=_analyze)
 
     edit = sub.add_parser("edit", help="one FaceX edit: target (and source/reference) image in, edited image out",
                           parents=after)
@@ -170,9 +199,7 @@ def _detect(args: argparse.Namespace) -> int:
 def _extract(args: argparse.Namespace) -> int:
     arguments.image_file_size("--image", args.image)
     arguments.output_file("--out", args.out, {".safetensors"}, "file")
-    arguments.number_in_range("--min-face", args.min_face, 1)
-    if args.face != "index" and args.index != 0:
-        raise UsageError(f"--index {args.index} is read only with --face index (now --face {args.face}).")
+    check_face_choice(args)
     device = arguments.device_name("--device", args.device)
 
     from safetensors.torch import save_file
@@ -193,6 +220,68 @@ def _extract(args: argparse.Namespace) -> int:
     save_file(tensors, str(args.out), metadata={"source": str(args.image), "crop_size": str(args.size)})
     print(f"{len(faces)} face(s) from {args.image} -> {args.out}")
     return 0
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    arguments.image_file_size("--image", args.image)
+    check_face_choice(args)
+    if args.masks is not None:
+        arguments.output_folder("--masks", args.masks)
+    device = arguments.device_name("--device", args.device)
+    files = _analysis_files(args)
+
+    import torch
+
+    from .faces.detect import FaceDetector, choose_faces
+    from .ford.face_analysis import FaceAnalyzer
+    from .images import load_image_batch, to_uint8
+    from .runtime import default_device
+
+    device = device or default_device()
+    images = load_image_batch(args.image)
+    detector = FaceDetector(files["detection"], device)
+    faces = choose_faces(detector.detect(to_uint8(images)[0]), args.face, args.index, args.min_face)
+    analyzer = FaceAnalyzer.from_file(files["analysis"], device)  # after the faces: no face, no long load
+    boxes = torch.tensor(np.stack([face.box for face in faces]), dtype=torch.float32)
+    analysis = analyzer.analyze(images, boxes, [0] * len(faces))
+    written = _write_masks(analysis, args.masks, args.image.stem) if args.masks is not None else []
+    if args.json:
+        print(json.dumps({"image": str(args.image), "facexformer": str(files["analysis"]),
+                          "detector": str(files["detection"]), **analysis.as_json(),
+                          "masks": [str(path) for path in written]}, indent=2))
+        return 0
+    print(f"{len(analysis)} face(s) in {args.image} (FaceXFormer {files['analysis'].name}), left to right:")
+    print(analysis.as_text())
+    if written:
+        print(f"masks: {len(written)} PNG files in {args.masks} (labels: the class index of each pixel)")
+    return 0
+
+
+def _analysis_files(args: argparse.Namespace) -> dict[str, Path]:
+    """The detector and FaceXFormer files: the ones given, the rest from the models folder (all
+    missing ones in one error)."""
+    given = {"detection": ("--detector", args.detector, "face detector"),
+             "analysis": ("--facexformer", args.facexformer, "FaceXFormer")}
+    files = {role: arguments.model_file(flag, path, what) for role, (flag, path, what) in given.items() if path}
+    missing = tuple(role for role in given if role not in files)
+    return files | locate_roles(missing, roots_from_models_dir(args.models_dir))
+
+
+def _write_masks(analysis: FaceAnalysis, folder: Path, stem: str) -> list[Path]:
+    """<stem>_<class>.png (white where a face's parsing gives the class) and <stem>_labels.png
+    (the class index of each pixel, PARSING_CLASSES order) for the first image."""
+    from PIL import Image
+
+    from .ford.analysis_labels import PARSING_CLASSES
+
+    folder.mkdir(exist_ok=True)
+    labels = analysis.label_map()[0].numpy()
+    paths = [folder / f"{stem}_labels.png"]
+    Image.fromarray(labels).save(paths[0])
+    for index, name in enumerate(PARSING_CLASSES):
+        paths.append(folder / f"{stem}_{name}.png")
+        Image.fromarray(((labels == index) * 255).astype(np.uint8)).save(paths[-1])
+    return paths
 
 
 def _picks(task: str, text: str | None) -> dict[str, str]:

@@ -61,6 +61,13 @@ def output_folder_exists(flag: str, path: Path) -> Path:
     return path
 
 
+def output_folder(flag: str, path: Path) -> Path:
+    """A folder the command writes files into: one that exists, or a new one in a folder that exists."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path} is a file; give a folder to write into (a new one is created).")
+    return output_folder_exists(flag, path)
+
+
 def existing_folder(flag: str, path: Path, what: str) -> Path:
     if path.is_dir():
         return path

@@ -20,6 +20,7 @@ TABLES = {
     "Training step, larger image": "| image | s / step | samples / s |",
     "Training step, CLIP tokens stored": "| image | s / step | samples / s |",
     "Training step, eager attention": "| image | s / step | samples / s |",
+    "FaceXFormer analysis per face": "| faces per call | ms per face | faces / s | network alone, faces / s |",
     "Paste-back of a long video": "| frames | frame size | seconds | ms per frame |",
     "edit end to end": "| task | steps | target image | first run, end to end (s) |",
 }
