@@ -8,6 +8,8 @@ inference.py. Plain data (no torch), so argument checks can read it before anyth
 
 from __future__ import annotations
 
+from .regions import FACEXFORMER_REGIONS
+
 # Face parsing, 11 classes (LaPa's). Verified against the authors' figures: in
 # qualitative.png every class is drawn in the colour inference.py gives its index (skin 1
 # blue, brows 2/3 greens, eyes 4/5 yellows, nose 6 orange, lips 7/9 pinks, hair 10 red),
@@ -52,3 +54,12 @@ RACES = ("white", "black", "asian", "indian", "other")
 # sigmoid is read as "occluded". Presumed from the dataset; not checked on the weights.
 OCCLUSION_POINTS = 29
 THRESHOLD = 0.5  # attributes and occlusion are "present" at sigmoid >= 0.5, as upstream
+
+# The masks the analysis node offers: the whole face, the face with hair, each FaceX region
+# the classes make (lips with the inner mouth) and each class on its own.
+MASK_GROUPS: dict[str, tuple[str, ...]] = {
+    "face": tuple(name for name in PARSING_CLASSES if name not in ("background", "hair")),
+    "face_and_hair": tuple(name for name in PARSING_CLASSES if name != "background"),
+    **FACEXFORMER_REGIONS,
+    **{name: (name,) for name in PARSING_CLASSES},
+}

@@ -64,15 +64,16 @@ class FaceAnalysis:
         """[B, H, W] uint8 parsing labels in the images' pixels; 0 (background) where no face is."""
         return crop_labels_to_image(self.parsing, self.boxes, self.image_index, self.image_count, self.image_hw)
 
-    def class_mask(self, classes: str | Iterable[str]) -> torch.Tensor:
-        """[B, H, W] float mask, 1 where the faces' parsing gives one of `classes` (PARSING_CLASSES names)."""
+    def class_mask(self, classes: str | Iterable[str], label_map: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, H, W] float mask, 1 where the faces' parsing gives one of `classes` (PARSING_CLASSES
+        names); `label_map` is this analysis's label_map() when the caller already made it."""
         names = [classes] if isinstance(classes, str) else list(classes)
         unknown = [name for name in names if name not in PARSING_CLASSES]
         if unknown or not names:
             raise UnknownNameError(f"parsing class {', '.join(unknown) or '(none given)'}: the classes are "
                                    f"{', '.join(PARSING_CLASSES)}.")
         wanted = torch.tensor([PARSING_CLASSES.index(name) for name in names], dtype=self.parsing.dtype)
-        return torch.isin(self.label_map(), wanted).float()
+        return torch.isin(self.label_map() if label_map is None else label_map, wanted).float()
 
     def as_json(self) -> dict:
         """Every face's readings with their names, JSON-ready (numbers rounded to what is meaningful)."""
@@ -125,6 +126,8 @@ class FaceAnalyzer:
     """FaceXFormer on face boxes. It runs where its weights are at each call (`device`
     only says where they start), in their dtype, so a host may offload it between calls."""
 
+    labels = PARSING_CLASSES
+
     def __init__(self, network: FaceXFormer, device: torch.device | str = "cpu") -> None:
         self.network = network.to(device).eval()
         self.normalize = Normalize(IMAGENET)
@@ -158,6 +161,13 @@ class FaceAnalyzer:
                   for name, empty in _no_readings().items()}
         return FaceAnalysis(boxes=crop_boxes, image_index=image_index, image_hw=image_hw,
                             image_count=images.shape[0], **fields)
+
+    def parse(self, faces: FaceCrops) -> torch.Tensor:
+        """[N, S, S] PARSING_CLASSES labels in the aligned crops, so FaceXFormer can stand in
+        for the BiSeNet parser (FaceParser.parse) of FaceX's region masks: each crop is
+        analysed around its detector box, and beyond the analysis crop is background."""
+        analysis = self.analyze(faces.crops, faces.crop_boxes, torch.arange(len(faces)))
+        return analysis.label_map().long().to(faces.crops.device)
 
     def analyze_faces(self, images: torch.Tensor, faces: FaceCrops, chunk_size: int = DEFAULT_CHUNK,
                       on_chunk: ChunkCallback | None = None) -> FaceAnalysis:

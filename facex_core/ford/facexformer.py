@@ -30,7 +30,7 @@ from .swin import SwinFeatures
 
 INPUT_SIZE = 224
 LANDMARKS = 68
-PARSING_CLASSES = 11
+PARSING_CLASS_COUNT = 11  # analysis_labels.PARSING_CLASSES names them
 # Task tokens before the mask tokens, in the published order, with their heads' output sizes.
 TASK_HEADS = (
     ("landmarks", 2 * LANDMARKS),  # x0, y0, x1, y1, ... in [-1, 1]
@@ -239,7 +239,7 @@ class FaceDecoder(nn.Module):
         self.transformer = TwoWayTransformer(dim, config.decoder_heads, config.decoder_mlp, config.decoder_depth)
         for task, _ in TASK_HEADS:
             setattr(self, f"{task}_token", nn.Embedding(1, dim))
-        self.mask_tokens = nn.Embedding(PARSING_CLASSES, dim)
+        self.mask_tokens = nn.Embedding(PARSING_CLASS_COUNT, dim)
         self.output_upscaling = nn.Sequential(
             nn.ConvTranspose2d(dim, dim // 4, kernel_size=2, stride=2),
             LayerNorm2d(dim // 4),

@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 
 from ..errors import UnknownNameError
-from .regions import BISENET_LABELS, REGION_NAMES, REGIONS
+from .regions import BISENET_LABELS, PARSER_REGIONS, REGION_NAMES, REGIONS
 
 
 def label_to_region(labels: tuple[str, ...] = BISENET_LABELS) -> torch.Tensor:
-    """Lookup table: parser label index -> region index."""
-    owner = {label: index for index, names in enumerate(REGIONS.values()) for label in names}
+    """Lookup table: parser label index -> region index, for either parser's label names."""
+    owner = {label: REGION_NAMES.index(region) for table in PARSER_REGIONS for region, names in table.items()
+             for label in names}
     return torch.tensor([owner[label] for label in labels], dtype=torch.long)
 
 

@@ -32,3 +32,18 @@ REGIONS: dict[str, tuple[str, ...]] = {
 }
 REGION_NAMES = tuple(REGIONS)
 CORE_REGIONS = REGION_NAMES[:8]
+
+# FaceXFormer's 11 LaPa classes (analysis_labels.PARSING_CLASSES) in the same regions. LaPa
+# has no ears, glasses, hat, earrings, neck or cloth class: those regions stay empty for
+# this parser (absent, never guessed), and what of them shows falls in its skin or background.
+FACEXFORMER_REGIONS: dict[str, tuple[str, ...]] = {
+    "eyebrows": ("left_brow", "right_brow"),
+    "eyes": ("left_eye", "right_eye"),
+    "nose": ("nose",),
+    "lips": ("upper_lip", "lower_lip", "inner_mouth"),
+    "skin": ("skin",),
+    "hair": ("hair",),
+    "background": ("background",),
+}
+FACEXFORMER_ABSENT = tuple(name for name in REGION_NAMES if name not in FACEXFORMER_REGIONS)
+PARSER_REGIONS = (REGIONS, FACEXFORMER_REGIONS)  # every parser's label -> region table
