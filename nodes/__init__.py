@@ -3,9 +3,9 @@ only converts between ComfyUI types and facex_core calls."""
 
 from __future__ import annotations
 
-from . import assemble, doctor, extract, faces, frc_patch
+from . import analysis, assemble, doctor, extract, faces, frc_patch
 from .paths import register_model_folders
 
 register_model_folders()
 
-NODE_CLASSES = [*faces.NODES, *extract.NODES, *assemble.NODES, *frc_patch.NODES, *doctor.NODES]
+NODE_CLASSES = [*faces.NODES, *extract.NODES, *assemble.NODES, *frc_patch.NODES, *analysis.NODES, *doctor.NODES]

@@ -11,6 +11,7 @@ import torch
 from comfy_api.latest import io
 
 from facex_core.ford.clip_vision import ClipVisionEncoder
+from facex_core.ford.face_analysis import FaceAnalyzer
 from facex_core.ford.gaze import GazeExtractor
 from facex_core.ford.identity import IdentityEncoder, IdentityFeatures
 from facex_core.ford.motion import MotionExtractor
@@ -24,6 +25,7 @@ from facex_core.model.weights import FaceXFile, load_facex
 from facex_core.models.manifest import FACEX
 from facex_core.previews import pose_overlay, region_overlay
 
+from .analysis import held_analyzer, is_facexformer
 from .devices import compute_device, output_device
 from .held_models import Managed, file_key, held, held_network, load_for_run
 from .loop import chunks
@@ -138,6 +140,14 @@ def region_encoder(facex: FaceXFile) -> Managed[ClipVisionEncoder]:
     return held_network("clip_vision", key, build, attrgetter("model"))
 
 
+def held_parser(choice: str) -> Managed[FaceParser | FaceAnalyzer]:
+    """The parser a Region Pooler choice names: BiSeNet, or FaceXFormer's parsing."""
+    if is_facexformer(choice):
+        return held_analyzer(choice)
+    path = resolve("parsing", choice)
+    return held_network("parsing", file_key(path), partial(FaceParser.from_file, path), attrgetter("network"))
+
+
 class FaceXRegionPooler(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -150,8 +160,10 @@ class FaceXRegionPooler(io.ComfyNode):
             inputs=[
                 FaceXFaces.Input("faces", tooltip="Faces from FaceX Face Detect and Align."),
                 FaceXModelType.Input("facex", tooltip="The FaceX model whose region encoder pools the features."),
-                io.Combo.Input("parser", options=role_choices("parsing"),
-                               tooltip="BiSeNet face parsing file (79999_iter.pth or parsing_bisenet.pth)."),
+                io.Combo.Input("parser", options=role_choices("parsing") + role_choices("analysis"),
+                               tooltip="BiSeNet face parsing file (79999_iter.pth or parsing_bisenet.pth), or "
+                                       "FaceXFormer's facexformer.pt: its 11 classes have no ears, glasses, hat, "
+                                       "earrings, neck or cloth, so with it those regions stay empty."),
             ],
             outputs=[
                 FaceXRegions.Output(display_name="regions", tooltip="Region masks and tokens per face."),
@@ -163,16 +175,14 @@ class FaceXRegionPooler(io.ComfyNode):
 
     @classmethod
     def execute(cls, faces, facex, parser) -> io.NodeOutput:
-        parser_path = resolve("parsing", parser)
-        parsing = held_network("parsing", file_key(parser_path), partial(FaceParser.from_file, parser_path),
-                               attrgetter("network"))
+        parsing = held_parser(parser)
         clip, model = region_encoder(facex), facex.model
         load_for_run(parsing, clip)
         labels, masks, tokens = [], [], []
         for index in chunks(len(faces)):
             subset = faces.select(index)
             labels.append(parsing.extractor.parse(subset))
-            masks.append(region_masks(labels[-1]))
+            masks.append(region_masks(labels[-1], parsing.extractor.labels))
             with torch.no_grad():
                 tokens.append(encode_regions(clip.extractor, model.region_adapter, subset.crops, masks[-1],
                                              model.config.clip_layers))

@@ -25,7 +25,7 @@ AUTO = "auto"
 DEFAULT_SIZE = 512  # without a FaceX model: detail enough for any later use of the crops
 
 
-def _detector(choice: str) -> FaceDetector:
+def held_detector(choice: str) -> FaceDetector:
     """One detector per file: the threshold is given at each call, not at loading."""
     path = resolve("detection", choice)
     return held("detector", file_key(path), lambda: FaceDetector(path, compute_device()))
@@ -87,7 +87,7 @@ class FaceXDetectAlign(io.ComfyNode):
                 facex=None) -> io.NodeOutput:
         images = to_image_batch(image)
         crop_size = _crop_size(size, facex)
-        model = _detector(detector)
+        model = held_detector(detector)
         chosen = [
             choose_faces(model.detect(to_uint8(images[i]), i, threshold), face, index, min_face_size, i,
                          skip_frames_without_face)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 import comfy.model_management
@@ -24,3 +24,15 @@ def chunks(count: int, size: int = CHUNK) -> Iterator[list[int]]:
     """Index lists of at most `size` faces, with progress and interrupt between them."""
     starts = range(0, count, size)
     yield from frames((list(range(start, min(start + size, count))) for start in starts), len(starts))
+
+
+def chunk_progress(total: int) -> Callable[[int, int], None]:
+    """A facex_core `on_chunk` callback: ComfyUI's progress bar over `total` faces, and the
+    user's interrupt honoured after each chunk."""
+    bar = comfy.utils.ProgressBar(max(total, 1))
+
+    def update(done: int, count: int) -> None:
+        bar.update_absolute(done, count)
+        comfy.model_management.throw_exception_if_processing_interrupted()
+
+    return update

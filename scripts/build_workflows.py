@@ -48,7 +48,7 @@ from PIL import Image  # noqa: E402
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
-from workflow_graphs import CHECKPOINT, FACEX, GRAPHS, STAGES, TOP_BAND  # noqa: E402
+from workflow_graphs import CHECKPOINT, FACEX, GRAPHS, TOP_BAND, Graph  # noqa: E402
 
 WORKFLOWS = REPO / "workflows"
 SCREENSHOTS = REPO / "docs" / "workflows"
@@ -103,6 +103,16 @@ NOTES = {
                        "'reference image' and 'target image'. Choose the parts with 'pick regions…' on "
                        "the task node or in its picks field as region=input pairs, e.g. "
                        "'eyes=source,hair=reference'.",
+    "face_analysis": "Face analysis with FaceXFormer: for every face of the photo, its parsing (11 classes: skin, "
+                     "brows, eyes, nose, lips, inner mouth, hair and background; no ears, glasses or hat), 68 "
+                     "landmarks, head pose, 40 attributes, age, gender and race, and which landmarks are occluded. "
+                     "Load a photo in 'photo'; pick the mask on 'analyse every face' (the whole face, a region or "
+                     "one class). The report shows the readings as text; the json output has every number.",
+}
+MODEL_NOTES = {  # a workflow that needs other files than the FaceX tasks
+    "face_analysis": "Model files: FaceXFormer's published model.pt saved as models/facex_extractors/facexformer.pt "
+                     "(python -m facex_core.models download facexformer/model) and insightface buffalo_l's "
+                     "det_10g.onnx in models/insightface/models/buffalo_l.",
 }
 IMAGE_LOADERS = {"LoadImage", "LoadImageMask"}
 NOTE_SIZE = (460, 250)
@@ -219,11 +229,11 @@ def columns(graph: dict) -> dict[str, int]:
     return {node: alap(node) for node in graph}
 
 
-def stage_of(graph: dict, node: str) -> str:
+def stage_of(graph: dict, stages: dict, node: str) -> str:
     class_type = graph[node]["class_type"]
-    found = [stage for stage, types in STAGES.items() if class_type in types]
+    found = [stage for stage, types in stages.items() if class_type in types]
     if len(found) != 1:
-        raise KeyError(f"{class_type} belongs to no stage group (or to several): add it to STAGES")
+        raise KeyError(f"{class_type} belongs to no stage group (or to several): add it to the graph's stages")
     return found[0]
 
 
@@ -255,23 +265,24 @@ class Block:
         return [self.x, self.y, self.width(sizes) + 2 * GROUP_PAD, bottom + GROUP_PAD - self.y]
 
 
-def blocks_of(graph: dict) -> list[Block]:
+def blocks_of(graph: dict, stages: dict) -> list[Block]:
     """A block per stage present, its sub-columns the distinct depths of its nodes."""
     depth = columns(graph)
     blocks = []
-    for stage in STAGES:
-        nodes = [n for n in graph if stage_of(graph, n) == stage]
+    for stage in stages:
+        nodes = [n for n in graph if stage_of(graph, stages, n) == stage]
         if nodes:
             levels = sorted({depth[n] for n in nodes})
             blocks.append(Block(stage, [[n for n in nodes if depth[n] == level] for level in levels]))
     return blocks
 
 
-def layout(graph: dict, sizes: dict[str, tuple[float, float]], note: str) -> tuple[dict, list[tuple[str, list]]]:
+def layout(graph: dict, stages: dict, sizes: dict[str, tuple[float, float]],
+           note: str) -> tuple[dict, list[tuple[str, list]]]:
     """Node positions and the stage groups ([title, bounds]): the note and the model loaders
     in a band on top, the pipeline's stages left to right below it, each stage's sub-columns
     sorted by a few barycentre sweeps so that links run mostly straight."""
-    blocks = blocks_of(graph)
+    blocks = blocks_of(graph, stages)
     top = [b for b in blocks if b.stage in TOP_BAND]
     row = [b for b in blocks if b.stage not in TOP_BAND]
     x = NOTE_SIZE[0] + GROUP_GAP
@@ -390,10 +401,10 @@ def serialized(driver: webdriver.Chrome) -> tuple[dict, dict]:
     return workflow, prompt
 
 
-def build(driver: webdriver.Chrome, task: str, graph: dict) -> dict:
-    load_api_graph(driver, graph, task)
-    note = str(add_note(driver, f"{NOTES[task]} {MODELS}"))
-    positions, groups = layout(graph, fit_node_sizes(driver), note)
+def build(driver: webdriver.Chrome, task: str, graph: Graph) -> dict:
+    load_api_graph(driver, graph.nodes, task)
+    note = str(add_note(driver, f"{NOTES[task]} {MODEL_NOTES.get(task, MODELS)}"))
+    positions, groups = layout(graph.nodes, graph.stages, fit_node_sizes(driver), note)
     place(driver, positions)
     add_groups(driver, groups)
     screenshot(driver, SCREENSHOTS / f"{task}.png")
@@ -466,7 +477,7 @@ def main() -> None:
             with frontend(server.url) as driver:
                 prompts = []
                 for task, make in GRAPHS.items():
-                    prompts.append(build(driver, task, make().nodes))
+                    prompts.append(build(driver, task, make()))
                     print(f"{task}: workflows/{task}.json, workflows/api/{task}.json, docs/workflows/{task}.png")
             write_json(WORKFLOWS / "node_specs.json", node_specs(server.get("/object_info"), prompts, base))
         finally:

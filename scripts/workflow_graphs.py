@@ -1,4 +1,4 @@
-"""The eight FaceX task graphs, written once, in ComfyUI's API format.
+"""The eight FaceX task graphs and the FaceXFormer analysis graph, written once, in ComfyUI's API format.
 
 scripts/build_workflows.py turns each into the UI workflow (through the real ComfyUI
 frontend, with a note explaining it) and its API twin in workflows/. Every graph: load
@@ -28,12 +28,19 @@ STAGES = {
     "paste back and save": {"FaceXPasteBack", "SaveImage"},
 }
 TOP_BAND = ("FaceX model",)
+# The analysis graph's own stages: it has neither a FaceX model nor paste-back.
+ANALYSIS_STAGES = {
+    "image": {"LoadImage"},
+    "analysis": {"FaceXFormerAnalyze"},
+    "results": {"MaskToImage", "SaveImage", "PreviewAny"},
+}
 
 
 @dataclass
 class Graph:
     nodes: dict = field(default_factory=dict)
     titles: dict = field(default_factory=dict)
+    stages: dict = field(default_factory=lambda: STAGES)  # its stage groups, in pipeline order
 
     def add(self, class_type: str, title: str | None = None, **inputs) -> str:
         node_id = str(len(self.nodes) + 1)
@@ -177,6 +184,19 @@ def mixture_editing() -> Graph:
                   reference=face_parts(g, "reference", "reference.png", facex))
 
 
+def face_analysis() -> Graph:
+    """FaceXFormer on every face of a photo: the parsing mask, the annotated preview and the report."""
+    g = Graph(stages=ANALYSIS_STAGES)
+    image = g.add("LoadImage", "photo", image="group.png")
+    analysis = g.add("FaceXFormerAnalyze", "analyse every face", image=out(image), facexformer="facexformer.pt",
+                     mask="face", detector=DETECTOR, face="all", index=0, min_face_size=32, threshold=0.5)
+    g.add("SaveImage", "save the preview", images=out(analysis, 1), filename_prefix="facexformer_preview")
+    mask = g.add("MaskToImage", "mask as image", mask=out(analysis))
+    g.add("SaveImage", "save the mask", images=out(mask), filename_prefix="facexformer_mask")
+    g.add("PreviewAny", "report", source=out(analysis, 2))
+    return g
+
+
 GRAPHS = {
     "face_swap": partial(swap, "face_swap"),
     "head_swap": partial(swap, "head_swap"),
@@ -186,4 +206,5 @@ GRAPHS = {
     "inpainting": inpainting,
     "motion_editing": motion_editing,
     "mixture_editing": mixture_editing,
+    "face_analysis": face_analysis,
 }

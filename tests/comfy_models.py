@@ -2,7 +2,8 @@
 
 A tiny SD1.5-family checkpoint that ComfyUI detects as SD15, FaceX weight files made for
 its UNet (one trained-looking, one zero-initialised), the FORD extractors (and a second
-parser to switch to), a CLIP, and a detector that finds the annotated face of each input image.
+parser to switch to), FaceXFormer (full size, fp16), a CLIP, and a detector that finds
+the annotated faces of each input image.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from facex_core.model.facex import FaceXModel
 from facex_core.model.weights import save_facex
 from facex_core.testing import checkpoints
 from facex_core.testing.checkpoints import TINY_CLIP_VISION
+from facex_core.testing.facexformer_checkpoint import write_facexformer_checkpoint
 from facex_core.testing.model_folder import PACK, write_extractors
 from facex_core.testing.sd_checkpoint import tiny_sd, write_single_file
 
@@ -35,6 +37,7 @@ INPUTS = {
     "driving_1.png": "same_identity/ai_ltx2_woman/frame_040.png",
     "driving_2.png": "same_identity/ai_ltx2_woman/frame_080.png",
     "astronaut.png": "portraits/real_astronaut_collins.png",
+    "group.png": "multi/real_obama_biden_oval_office.jpg",
 }
 NO_FACE = {"coffee.png": "bad/no_face_coffee.png"}  # the detector finds nothing here
 
@@ -65,6 +68,7 @@ def populate(base: Path) -> None:
         save_facex(tiny_facex(unet, zero), models / "facex" / name, extractors)
     write_extractors(models)
     checkpoints.write_bisenet(models / "facex_extractors" / "parsing_bisenet.pth", seed=1)  # a parser to switch to
+    write_facexformer_checkpoint(models / "facex_extractors" / "facexformer.pt", dtype=torch.float16)
     planted_detector_file(models / PACK / "det_10g.onnx", [annotated(name) for name in INPUTS.values()], keyed=True)
     (base / "input").mkdir(exist_ok=True)
     for name, image in (INPUTS | NO_FACE).items():
