@@ -18,9 +18,7 @@ from pathlib import Path
 import pytest
 from comfy_server import COMFYUI_PATH, REPO, SKIP_REASON
 from conftest import PACK_NODE_IDS
-from test_workflows import graph_contract
-
-from facex_core.fors.tasks import TASKS
+from test_workflows import WORKFLOW_NAMES, graph_contract
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -94,7 +92,7 @@ def test_node_specs_snapshot_holds_what_the_graphs_depend_on(server, builder):
     them); a core node is compared only on what the graphs depend on, so a ComfyUI that adds
     an output to SaveImage still passes while one that retypes a used input does not."""
     snapshot = json.loads((WORKFLOWS / "node_specs.json").read_text())
-    prompts = [json.loads((WORKFLOWS / "api" / f"{task}.json").read_text()) for task in TASKS]
+    prompts = [json.loads((WORKFLOWS / "api" / f"{task}.json").read_text()) for task in WORKFLOW_NAMES]
     live = builder.node_specs(server.get("/object_info"), prompts, server.base)
     assert sorted(live) == sorted(snapshot)
     for node_type in sorted(PACK_NODE_IDS & set(snapshot)):
@@ -114,7 +112,7 @@ def test_frontend_starts_without_pack_errors(browser):
     assert not pack_errors(browser.startup_log)
 
 
-@pytest.mark.parametrize("task", list(TASKS))
+@pytest.mark.parametrize("task", WORKFLOW_NAMES)
 def test_workflow_loads_in_the_frontend(browser, task):
     workflow = json.loads((WORKFLOWS / f"{task}.json").read_text())
     state = load(browser, workflow)
