@@ -23,7 +23,8 @@ from .devices import compute_device, load_whole, offload_device
 
 T = TypeVar("T")
 E = TypeVar("E")
-ROLES = ("detector", "recognition", "recon3d", "gaze", "parsing", "analysis", "clip_vision", "facex")
+ROLES = ("detector", "recognition", "recon3d", "gaze", "parsing", "analysis", "clip_vision", "facex", "face0",
+         "face0_identity")
 _HELD: dict[str, tuple[Hashable, object]] = {}  # role -> (key, model)
 
 

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import folder_paths
 
-from facex_core.models.manifest import CLIP_VISION, EXTRACTORS, FACEX, INSIGHTFACE, entries_for_role
+from facex_core.models.manifest import CLIP_VISION, EXTRACTORS, FACE0, FACEX, INSIGHTFACE, entries_for_role
 
 EXTENSIONS = {
     INSIGHTFACE: {".onnx"},
     EXTRACTORS: {".pth", ".pkl", ".pt", ".safetensors"},
     FACEX: {".safetensors"},
+    FACE0: {".safetensors"},
 }
 
 
@@ -47,9 +48,9 @@ def role_choices(role: str) -> list[str]:
     return list(dict.fromkeys(present + defaults))
 
 
-def weight_choices() -> list[str]:
-    """FaceX weight files in models/facex (the usual name when there is none yet)."""
-    return folder_paths.get_filename_list(FACEX) or ["facex_sd15.safetensors"]
+def weight_choices(folder: str = FACEX) -> list[str]:
+    """Weight files in models/facex or models/face0 (the usual name when there is none yet)."""
+    return folder_paths.get_filename_list(folder) or [f"{folder}_sd15.safetensors"]
 
 
 def resolve_file(folder: str, choice: str) -> Path:

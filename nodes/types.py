@@ -9,3 +9,4 @@ FaceXMotion = io.Custom("FACEX_MOTION")  # facex_core.fors.representation.FaceMo
 FaceXRegions = io.Custom("FACEX_REGIONS")  # facex_core.ford.region_features.FaceRegions
 FaceXRepresentation = io.Custom("FACEX_REPRESENTATION")  # facex_core.fors.representation.FaceRepresentation
 FaceXTask = io.Custom("FACEX_TASK")  # facex_core.fors.tasks.TaskChoice
+Face0Type = io.Custom("FACE0")  # facex_core.face0.weights.Face0File

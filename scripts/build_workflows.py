@@ -108,11 +108,20 @@ NOTES = {
                      "landmarks, head pose, 40 attributes, age, gender and race, and which landmarks are occluded. "
                      "Load a photo in 'photo'; pick the mask on 'analyse every face' (the whole face, a region or "
                      "one class). The report shows the readings as text; the json output has every number.",
+    "face0_portrait": "Face0 portrait: a picture of the person in 'face photo' made from the prompt, with no "
+                      "training on that person. Face0 Apply writes the face into the prompt's last 3 positions; "
+                      "Face0 Guidance weighs the prompt with the face (combined_weight, plain CFG's scale), the "
+                      "prompt alone (text_weight) and the face alone (face_weight) against the negative prompt. "
+                      "Edit the prompt; raise face_weight for more likeness, text_weight for more of the prompt.",
 }
 MODEL_NOTES = {  # a workflow that needs other files than the FaceX tasks
     "face_analysis": "Model files: FaceXFormer's published model.pt saved as models/facex_extractors/facexformer.pt "
                      "(python -m facex_core.models download facexformer/model) and insightface buffalo_l's "
                      "det_10g.onnx in models/insightface/models/buffalo_l.",
+    "face0_portrait": f"Model files: an SD1.5 checkpoint ({CHECKPOINT} or any SD1.5 fine-tune) in models/checkpoints, "
+                      "a Face0 file made with the Face0 training recipe (face0_sd15.safetensors) in models/face0, "
+                      "and insightface buffalo_l (det_10g.onnx, w600k_r50.onnx) in "
+                      "models/insightface/models/buffalo_l.",
 }
 IMAGE_LOADERS = {"LoadImage", "LoadImageMask"}
 NOTE_SIZE = (460, 250)

@@ -1,4 +1,5 @@
-"""The eight FaceX task graphs and the FaceXFormer analysis graph, written once, in ComfyUI's API format.
+"""The eight FaceX task graphs, the FaceXFormer analysis and the Face0 portrait, written once,
+in ComfyUI's API format.
 
 scripts/build_workflows.py turns each into the UI workflow (through the real ComfyUI
 frontend, with a note explaining it) and its API twin in workflows/. Every graph: load
@@ -33,6 +34,16 @@ ANALYSIS_STAGES = {
     "image": {"LoadImage"},
     "analysis": {"FaceXFormerAnalyze"},
     "results": {"MaskToImage", "SaveImage", "PreviewAny"},
+}
+
+FACE0 = "face0_sd15.safetensors"
+FACE0_STAGES = {
+    "models": {"CheckpointLoaderSimple", "Face0Loader"},
+    "face": {"LoadImage", "FaceXDetectAlign"},
+    "prompts": {"CLIPTextEncode", "Face0Apply"},
+    "sampling": {"Face0Guider", "RandomNoise", "KSamplerSelect", "BasicScheduler", "EmptyLatentImage",
+                 "SamplerCustomAdvanced", "VAEDecode"},
+    "save": {"SaveImage"},
 }
 
 
@@ -197,6 +208,37 @@ def face_analysis() -> Graph:
     return g
 
 
+def face0_portrait() -> Graph:
+    """Face0: a portrait of the person in a photo from a prompt, with Face0's guidance."""
+    g = Graph(stages=FACE0_STAGES)
+    checkpoint = g.add("CheckpointLoaderSimple", "checkpoint", ckpt_name=CHECKPOINT)
+    face0 = g.add("Face0Loader", "Face0 weights", model=out(checkpoint), face0_file=FACE0, strength=1.0)
+    photo = g.add("LoadImage", "face photo", image="source.png")
+    faces = g.add("FaceXDetectAlign", "the face", image=out(photo), detector=DETECTOR, face="largest", index=0,
+                  size="512", min_face_size=32, threshold=0.5, skip_frames_without_face=False)
+    clip = out(checkpoint, 1)
+    prompt = g.add("CLIPTextEncode", "prompt", clip=clip,
+                   text="a portrait photo of a person in a garden, soft window light, 85mm")
+    empty = g.add("CLIPTextEncode", "empty prompt", clip=clip, text="")
+    negative = g.add("CLIPTextEncode", "negative prompt", clip=clip, text="blurry, deformed, low quality")
+    apply = {"face0": out(face0, 1), "faces": out(faces), "image": out(photo),
+             "identity_encoder": "models/buffalo_l/w600k_r50.onnx"}
+    both = g.add("Face0Apply", "prompt with the face", conditioning=out(prompt), **apply)
+    face_only = g.add("Face0Apply", "the face alone", conditioning=out(empty), **apply)
+    guider = g.add("Face0Guider", "Face0 guidance", model=out(face0), positive=out(both), text=out(prompt),
+                   face=out(face_only), negative=out(negative), combined_weight=5.0, text_weight=1.0,
+                   face_weight=1.0)
+    noise = g.add("RandomNoise", "noise", noise_seed=0)
+    sampler = g.add("KSamplerSelect", "sampler", sampler_name="euler")
+    sigmas = g.add("BasicScheduler", "schedule", model=out(face0), scheduler="normal", steps=30, denoise=1.0)
+    latent = g.add("EmptyLatentImage", "image size", width=512, height=512, batch_size=1)
+    sampled = g.add("SamplerCustomAdvanced", "sample", noise=out(noise), guider=out(guider), sampler=out(sampler),
+                    sigmas=out(sigmas), latent_image=out(latent))
+    decoded = g.add("VAEDecode", "decode", samples=out(sampled), vae=out(checkpoint, 2))
+    g.add("SaveImage", "save", images=out(decoded), filename_prefix="face0_portrait")
+    return g
+
+
 GRAPHS = {
     "face_swap": partial(swap, "face_swap"),
     "head_swap": partial(swap, "head_swap"),
@@ -207,4 +249,5 @@ GRAPHS = {
     "motion_editing": motion_editing,
     "mixture_editing": mixture_editing,
     "face_analysis": face_analysis,
+    "face0_portrait": face0_portrait,
 }

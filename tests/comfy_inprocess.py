@@ -23,6 +23,8 @@ lowvram:      the UNet's and the FaceX weights' patchers loaded by ComfyUI's low
               half-size budget: the prediction against a full load, and what was left unloaded.
 memory:       the extractor nodes run: their networks in ComfyUI's loaded models, one model
               held per role across detector thresholds and after switching files.
+face0:        the Face0 portrait graph's nodes: the conditioning handed to the sampler, the LoRA's
+              effect, Face0 Guider against a hand combination and against ComfyUI's CFG.
 """
 
 from __future__ import annotations
@@ -58,6 +60,12 @@ def start_comfy(base: Path):
 
 def run(mapping, node: str, *args):
     return mapping[node].execute(*args).args
+
+
+def run_core(mapping, node: str, *args) -> tuple:
+    """A core node with ComfyUI's classic interface (an instance and its FUNCTION)."""
+    node_class = mapping[node]
+    return getattr(node_class(), node_class.FUNCTION)(*args)
 
 
 def random_representation(config, faces: int = 1, seed: int = 0):
@@ -566,9 +574,74 @@ def check_memory(base: Path) -> dict:
     }
 
 
+def check_face0(base: Path) -> dict:
+    """The Face0 portrait graph's own nodes and inputs: the conditioning Face0 Guider hands the
+    sampler against the text-only one, position by position; the LoRA's effect on the UNet;
+    one euler step (sigma_max to 0: the guided denoised latent) of Face0 Guider against the
+    same combination of four single-conditioning guiders, and against ComfyUI's CFGGuider
+    with the text and face weights at 0."""
+    mapping = start_comfy(base)
+    import comfy.samplers
+    import torch
+
+    graph = json.loads((REPO / "workflows" / "api" / "face0_portrait.json").read_text())
+    inputs = {node["_meta"]["title"]: node["inputs"] for node in graph.values()}
+    model, clip = run_core(mapping, "CheckpointLoaderSimple", "tiny_sd15.safetensors")[:2]
+    loaded, face0 = run(mapping, "Face0Loader", model, "face0_tiny.safetensors", 1.0)
+    image = run_core(mapping, "LoadImage", inputs["face photo"]["image"])[0]
+    detect = {name: value for name, value in inputs["the face"].items() if not isinstance(value, list)}
+    faces = run(mapping, "FaceXDetectAlign", image, *(detect[name] for name in (
+        "detector", "face", "index", "size", "min_face_size", "threshold", "skip_frames_without_face")))[0]
+    encode = {title: run_core(mapping, "CLIPTextEncode", clip, inputs[title]["text"])[0]
+              for title in ("prompt", "empty prompt", "negative prompt")}
+    encoder = inputs["prompt with the face"]["identity_encoder"]
+    both = run(mapping, "Face0Apply", encode["prompt"], face0, faces, image, encoder)[0]
+    face = run(mapping, "Face0Apply", encode["empty prompt"], face0, faces, image, encoder)[0]
+    weights = (inputs["Face0 guidance"][name] for name in ("combined_weight", "text_weight", "face_weight"))
+    guider = run(mapping, "Face0Guider", loaded, both, encode["prompt"], face, encode["negative prompt"],
+                 *weights)[0]
+    handed, text = (guider.original_conds[name][0]["cross_attn"] for name in ("positive", "text"))
+    changed = (handed - text).abs().amax(dim=(0, 2)).nonzero().flatten().tolist()
+
+    noise = torch.randn(1, 4, 32, 32, generator=torch.Generator().manual_seed(0))
+    sigmas = comfy.samplers.calculate_sigmas(loaded.get_model_object("model_sampling"), "normal", 1)
+    sampler = comfy.samplers.sampler_object("euler")
+
+    def step(g) -> torch.Tensor:
+        return g.sample(noise, torch.zeros_like(noise), sampler, sigmas, seed=0)
+
+    def alone(conditioning) -> torch.Tensor:
+        single = comfy.samplers.CFGGuider(loaded)
+        single.set_conds(conditioning, conditioning)
+        single.set_cfg(1.0)  # ComfyUI skips the uncond call at cfg 1: exactly this conditioning's prediction
+        return step(single)
+
+    w_both, w_text, w_face = 5.0, 1.5, -0.5
+    guider.set_weights(w_text, w_face, w_both)
+    uncond, text_only, face_only, combined = (alone(c) for c in (encode["negative prompt"], encode["prompt"],
+                                                                 face, both))
+    by_hand = uncond + w_both * (combined - uncond) + w_text * (text_only - uncond) + w_face * (face_only - uncond)
+    face0_step = step(guider)
+    guider.set_weights(0.0, 0.0, w_both)
+    plain = comfy.samplers.CFGGuider(loaded)
+    plain.set_conds(both, encode["negative prompt"])
+    plain.set_cfg(w_both)
+    unpatched = comfy.samplers.CFGGuider(model)
+    unpatched.set_conds(encode["prompt"], encode["prompt"])
+    unpatched.set_cfg(1.0)
+    return {
+        "tokens": handed.shape[1],
+        "changed_positions": changed,
+        "combination_vs_hand": max_diff(face0_step, by_hand),
+        "combination_scale": float(by_hand.abs().max()),
+        "zero_weights_vs_cfg": max_diff(step(guider), step(plain)),
+        "lora_changes_the_model": max_diff(text_only, step(unpatched)),
+    }
+
+
 CHECKS = {"blocks": check_blocks, "equivalence": check_equivalence, "compose": check_compose,
           "layouts": check_layouts, "guidance": check_guidance, "strength_and_range": check_strength_and_range,
-          "lowvram": check_lowvram, "memory": check_memory}
+          "lowvram": check_lowvram, "memory": check_memory, "face0": check_face0}
 
 if __name__ == "__main__":
     sys.path.append(str(REPO))

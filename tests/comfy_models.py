@@ -2,7 +2,7 @@
 
 A tiny SD1.5-family checkpoint that ComfyUI detects as SD15, FaceX weight files made for
 its UNet (one trained-looking, one zero-initialised), the FORD extractors (and a second
-parser to switch to), FaceXFormer (full size, fp16), a CLIP, and a detector that finds
+parser to switch to), FaceXFormer (full size, fp16), a Face0 file for the tiny UNet, a CLIP, and a detector that finds
 the annotated faces of each input image.
 """
 
@@ -16,12 +16,14 @@ import torch
 from conftest import FACES_DIR, annotated, planted_detector_file
 from PIL import Image, ImageDraw
 
+from facex_core.face0.projector import Face0Config
 from facex_core.model.config import FaceXConfig
 from facex_core.model.diffusers_binding import block_specs
 from facex_core.model.facex import FaceXModel
 from facex_core.model.weights import save_facex
 from facex_core.testing import checkpoints
 from facex_core.testing.checkpoints import TINY_CLIP_VISION
+from facex_core.testing.face0_file import write_face0_file
 from facex_core.testing.facexformer_checkpoint import write_facexformer_checkpoint
 from facex_core.testing.model_folder import PACK, write_extractors
 from facex_core.testing.sd_checkpoint import tiny_sd, write_single_file
@@ -29,6 +31,8 @@ from facex_core.testing.sd_checkpoint import tiny_sd, write_single_file
 CHECKPOINT = "tiny_sd15.safetensors"
 FACEX = "facex_tiny.safetensors"
 FACEX_ZERO = "facex_tiny_zero.safetensors"
+FACE0 = "face0_tiny.safetensors"
+FACE0_CONFIG = Face0Config(hidden=64, resolution=256, lora_rank=4, lora_alpha=4.0)
 # ComfyUI input file -> annotated face image
 INPUTS = {
     "source.png": "portraits/ai_glasses_man.png",
@@ -69,6 +73,8 @@ def populate(base: Path) -> None:
     write_extractors(models)
     checkpoints.write_bisenet(models / "facex_extractors" / "parsing_bisenet.pth", seed=1)  # a parser to switch to
     write_facexformer_checkpoint(models / "facex_extractors" / "facexformer.pt", dtype=torch.float16)
+    (models / "face0").mkdir(exist_ok=True)
+    write_face0_file(models / "face0" / FACE0, unet, FACE0_CONFIG)
     planted_detector_file(models / PACK / "det_10g.onnx", [annotated(name) for name in INPUTS.values()], keyed=True)
     (base / "input").mkdir(exist_ok=True)
     for name, image in (INPUTS | NO_FACE).items():

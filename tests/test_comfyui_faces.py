@@ -26,7 +26,7 @@ def detect_graph(image: str, detector: str = "models/buffalo_l/det_10g.onnx", si
 
 def test_every_node_is_listed_with_a_description_and_input_tooltips(comfy_server):
     info = comfy_server.get("/object_info")
-    assert len(PACK_NODE_IDS) == 14
+    assert len(PACK_NODE_IDS) == 17
     for node_id in sorted(PACK_NODE_IDS):
         node = info[node_id]
         assert node["category"] == "FaceX" and node["description"], node_id

@@ -168,9 +168,12 @@ def test_check_passes_without_the_optional_files_and_says_where_they_go(tmp_path
     entry = entry_by_key("facexformer/model")
     assert f"Optional, not found: {OPTIONAL_ROLES['analysis']}; FaceX runs without it." in out
     assert str(tmp_path / "facex_extractors" / "facexformer.pt") in out and entry.how_to_get(tmp_path) in out
+    assert f"Optional, not found: {OPTIONAL_ROLES['face0_identity']}" in out
     place(tmp_path, entry, size=10)
     assert main(["--models-dir", str(tmp_path), "check"]) == 0
-    assert "Optional, not found" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"Optional, not found: {OPTIONAL_ROLES['analysis']}" not in out
+    assert f"Optional, not found: {OPTIONAL_ROLES['face0_identity']}" in out
 
 
 def test_cli_downloads_the_optional_facexformer_file_by_key(tmp_path, capsys, monkeypatch):

@@ -1,4 +1,4 @@
-"""The published workflows (workflows/: the eight FaceX tasks and the FaceXFormer analysis),
+"""The published workflows (workflows/: the eight FaceX tasks, the FaceXFormer analysis and the Face0 portrait),
 checked offline against the node-spec snapshot.
 
 scripts/build_workflows.py makes them through the real ComfyUI frontend: the UI workflow
@@ -21,8 +21,9 @@ WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 PUBLISHED_MODELS = {"CheckpointLoaderSimple": ("ckpt_name", "v1-5-pruned-emaonly.safetensors"),
                     "FaceXLoader": ("facex_file", "facex_sd15.safetensors"),
-                    "FaceXFormerAnalyze": ("facexformer", "facexformer.pt")}
-WORKFLOW_NAMES = tuple(GRAPHS)  # the task graphs, then face_analysis
+                    "FaceXFormerAnalyze": ("facexformer", "facexformer.pt"),
+                    "Face0Loader": ("face0_file", "face0_sd15.safetensors")}
+WORKFLOW_NAMES = tuple(GRAPHS)  # the task graphs, then face_analysis and face0_portrait
 ANY = "*"  # an input that takes every type (PreviewAny's)
 # Inputs the frontend's own extensions add to a node's prompt beyond its /object_info entry
 # (PreviewAny's text box); the server ignores them.
@@ -155,8 +156,8 @@ def to_api(workflow: dict, specs: dict) -> dict:
     return prompt
 
 
-def test_all_eight_tasks_and_the_analysis_are_published():
-    assert len(TASKS) == 8 and (*TASKS, "face_analysis") == WORKFLOW_NAMES
+def test_all_eight_tasks_the_analysis_and_face0_are_published():
+    assert len(TASKS) == 8 and (*TASKS, "face_analysis", "face0_portrait") == WORKFLOW_NAMES
     assert {p.stem for p in WORKFLOWS.glob("*.json")} == set(WORKFLOW_NAMES) | {"node_specs"}
     assert {p.stem for p in (WORKFLOWS / "api").glob("*.json")} == set(WORKFLOW_NAMES)
 

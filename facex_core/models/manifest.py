@@ -57,6 +57,7 @@ INSIGHTFACE = "insightface"
 EXTRACTORS = "facex_extractors"
 CLIP_VISION = "clip_vision"
 FACEX = "facex"
+FACE0 = "face0"
 CHECKPOINTS = "checkpoints"
 
 EXTRACTOR_ROLES = ("recognition", "parsing", "recon3d", "gaze")  # the FORD extractors, beside detection
@@ -72,6 +73,7 @@ ROLES = {
 # Roles of features FaceX runs without: reported when absent, never required, downloaded by key.
 OPTIONAL_ROLES = {
     "analysis": "face analysis (FaceXFormer: parsing, landmarks, pose, attributes)",
+    "face0_identity": "Face0's paper identity encoder (InceptionResnetV1, VGGFace2)",
 }
 
 _INSIGHTFACE_LICENCE = "insightface pretrained models: non-commercial research use only"
@@ -197,6 +199,19 @@ MODEL_FILES: tuple[ModelFile, ...] = (
         licence="MIT",
     ),
     ModelFile(
+        key="facenet/vggface2",
+        role="face0_identity",
+        filename="20180402-114759-vggface2.pt",
+        folder_key=EXTRACTORS,
+        subfolder="",
+        size=None,  # not verifiable offline; facenet-pytorch publishes no size or hash
+        sha256=None,
+        hf_repo=None,
+        hf_path=None,
+        source="https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt",
+        licence="MIT (facenet-pytorch)",
+    ),
+    ModelFile(
         key="facexformer/model",
         role="analysis",
         filename="facexformer.pt",
@@ -231,6 +246,11 @@ USER_FILES = {
         "any SD1.5-family single file works: v1-5-pruned-emaonly.safetensors from "
         "https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5, a fine-tune or a merge; "
         "ComfyUI users already have theirs in models/checkpoints",
+    ),
+    "face0": UserFile(
+        "face0", FACE0, (".safetensors",), "Face0 weight file (projector and UNet LoRA)",
+        "no published Face0 weights exist (the paper's authors released none); train them with "
+        "python -m facex_core.train --config face0 (README, Training) and put the exported file there",
     ),
     "facex": UserFile(
         "facex", FACEX, (".safetensors",), "FaceX weight file",
