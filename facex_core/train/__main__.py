@@ -230,12 +230,13 @@ def _export(args: argparse.Namespace) -> int:
     if args.out is not None:
         arguments.output_file("--out", args.out, {".safetensors"}, "weight file")
     from .checkpoints import export, read_checkpoint
-    from .face0.trainer import export_face0
 
     saved = read_checkpoint(args.checkpoint)
     face0 = saved.state["config"].get("stage") == FACE0_STAGE
     out = args.out or _default_export_path(saved.state, face0, models_dir_in_effect(args.models_dir))
-    print(f"exported: {(export_face0 if face0 else export)(args.checkpoint, out)}")
+    if face0:
+        from .face0.trainer import export_face0 as export
+    print(f"exported: {export(args.checkpoint, out)}")
     return 0
 
 
