@@ -13,7 +13,7 @@ from facex_core.__main__ import main as facex_main
 from facex_core.face0.generate import Face0Generator, Face0Sampling
 from facex_core.face0.projector import Face0Config, Face0Projector
 from facex_core.face0.weights import peft_to_kohya, save_face0
-from facex_core.model.sd_checkpoint import load_single_file
+from facex_core.model.sd_checkpoint import load_unet
 from facex_core.models.locate import locate_roles, roots_from_models_dir
 from facex_core.train.face0.trainer import add_lora, unet_state
 
@@ -36,7 +36,7 @@ def face0_file(face0_data, tmp_path_factory) -> Path:
                 layer.weight.normal_(0, layer.in_features ** -0.5)
                 layer.bias.zero_()
         projector.mlp[-1].weight.mul_(30)
-    unet = add_lora(load_single_file(face0_data.checkpoint, BASE_CONFIG).unet, 4, 4.0)
+    unet = add_lora(load_unet(face0_data.checkpoint, BASE_CONFIG), 4, 4.0)
     with torch.no_grad():
         for name, parameter in unet.named_parameters():
             if ".lora_B." in name:

@@ -23,7 +23,7 @@ from facex_core.image_files import read_image_file
 from facex_core.model import sd_checkpoint
 from facex_core.model.prompts import encode_prompts
 from facex_core.model.sampling import encode
-from facex_core.model.sd_checkpoint import load_single_file, load_text_encoder, load_vae
+from facex_core.model.sd_checkpoint import load_text_encoder, load_unet, load_vae
 from facex_core.testing.sd_checkpoint import unet_module_map
 from facex_core.train.__main__ import main as train_main
 from facex_core.train.__main__ import run_config
@@ -205,7 +205,7 @@ def test_before_any_step_the_lora_adds_nothing_and_the_loss_is_the_base_unet_s(f
     """peft's LoRA starts with B = 0: the loss is the plain UNet's on the same draws and context."""
     model = fresh_run.training_model
     batch = next(iter(fresh_run.loader(1)))
-    base = load_single_file(face0_data.checkpoint, "micro_sd15").unet
+    base = load_unet(face0_data.checkpoint, "micro_sd15")
     with torch.no_grad():
         loss = model(batch)
         draws = draw(batch["sample"], 0, (4, 8, 8), 1000, 0.0)
@@ -316,7 +316,7 @@ def test_the_exported_lora_maps_to_comfyui_keys_and_merges_as_peft_applies_it(ex
     patches merged into the UNet give what the trained peft LoRA gives."""
     loaded = load_face0(exported / "face0_sd15.safetensors")
     single_file = load_file(str(face0_data.checkpoint))
-    base = load_single_file(face0_data.checkpoint, "micro_sd15").unet
+    base = load_unet(face0_data.checkpoint, "micro_sd15")
     originals = unet_module_map(base.config)
     modules = {name.replace(".", "_"): name for name, _ in base.named_modules()}
     for key, down in loaded.unet_patches.items():
@@ -329,9 +329,9 @@ def test_the_exported_lora_maps_to_comfyui_keys_and_merges_as_peft_applies_it(ex
         original = f"{sd_checkpoint.UNET_PREFIX}{originals[owner][0]}.{originals[owner][1].get(child, child)}.weight"
         up = loaded.unet_patches[key.replace("lora_down", "lora_up")]
         assert tuple(single_file[original].shape) == (up.shape[0], down.shape[1]), key
-    merged = load_single_file(face0_data.checkpoint, "micro_sd15").unet
+    merged = load_unet(face0_data.checkpoint, "micro_sd15")
     merge_unet_patches(merged, loaded.unet_patches)
-    with_lora = add_lora(load_single_file(face0_data.checkpoint, "micro_sd15").unet, 4, 4.0)
+    with_lora = add_lora(load_unet(face0_data.checkpoint, "micro_sd15"), 4, 4.0)
     from peft.utils import set_peft_model_state_dict
 
     trained = {key.removeprefix("unet."): value for key, value in latest_checkpoint(exported).weights.items()
@@ -352,7 +352,7 @@ def test_a_full_fine_tune_exports_weight_differences(face0_data, tmp_path):
     loaded = load_face0(out)
     assert loaded.config.full_unet and loaded.config.unet == "full"
     trained = latest_checkpoint(tmp_path).weights
-    base = load_single_file(face0_data.checkpoint, "micro_sd15").unet.state_dict()
+    base = load_unet(face0_data.checkpoint, "micro_sd15").state_dict()
     name = "conv_in"
     diff = loaded.unet_patches[f"lora_unet_{name}.diff"]
     assert diff.dtype == torch.bfloat16 and diff.abs().max() > 0
