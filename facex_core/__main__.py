@@ -6,6 +6,7 @@ extract  detect and align the faces of an image and write their FORD representat
 analyze  FaceXFormer on every face of an image: head pose, age, gender, race, attributes,
          68 landmarks, occluded points, and parsing masks in the image's pixels
 edit     run one FaceX task (face swap, reenactment, animation, ...) with an SD checkpoint
+face0    an image of the person in --face photos as the prompt describes, with a Face0 file
 
 Every command checks its arguments and input files before it loads a model.
 """
@@ -27,7 +28,8 @@ from .fors.tasks import TASKS, TaskRow, parse_picks, row_for
 from .image_files import IMAGE_SUFFIXES
 from .model.kept_configs import scheduler_config
 from .models.edit_files import EDIT_ROLES, EditFiles, find_edit_files
-from .models.locate import locate_roles, roots_from_models_dir
+from .models.face0_files import encoder_file
+from .models.locate import find_user_file, locate_roles, roots_from_models_dir
 
 if TYPE_CHECKING:
     from .edit import EditJob, FaceXEditor
@@ -158,6 +160,31 @@ def _parser() -> argparse.ArgumentParser:
     edit.add_argument("--gaze", type=float, nargs=2, metavar=("YAW", "PITCH"), help="motion editing: gaze in degrees")
     edit.add_argument("--expression-scale", type=float, default=1.0, help="motion editing: 0 neutral, >1 stronger")
     edit.set_defaults(command=_edit)
+
+    face0 = sub.add_parser("face0", help="Face0: photos of a face and a prompt in, an image of that person out",
+                           parents=after)
+    face0.add_argument("--face", required=True, type=Path, action="append",
+                       help="a photo of the person (its largest face); repeat for several, their embeddings are "
+                            "averaged")
+    face0.add_argument("--prompt", required=True, help="what the image shows, e.g. 'a portrait of a person'")
+    face0.add_argument("--negative", default="", help="negative prompt (default: none)")
+    face0.add_argument("--checkpoint", required=True, type=Path,
+                       help="Stable Diffusion single file: a path, or a name in models/checkpoints")
+    face0.add_argument("--face0", required=True, type=Path, help="Face0 weight file: a path, or a name in models/face0")
+    face0.add_argument("--base-config", default=None,
+                       help="kept diffusers config of the checkpoint (default: the Face0 file's family)")
+    face0.add_argument("--encoder", default=None,
+                       help="identity encoder; the Face0 file's own is used, another is refused")
+    face0.add_argument("--encoder-file", type=Path, help="the encoder's model file (default: in the models folder)")
+    face0.add_argument("--out", required=True, type=Path, help="output image (.png, .jpg, ...)")
+    face0.add_argument("--steps", type=int, default=30, help="sampling steps")
+    face0.add_argument("--seed", type=int, default=0)
+    face0.add_argument("--guidance", type=float, default=7.5,
+                       help="w_both: weight of the prompt with the face against the negative prompt (0 or more)")
+    face0.add_argument("--text-weight", type=float, default=0.0, help="w_text: the prompt without the face (0 or more)")
+    face0.add_argument("--face-weight", type=float, default=0.0,
+                       help="w_face: the face with the empty prompt (0 or more)")
+    face0.set_defaults(command=_face0)
     return parser
 
 
@@ -425,6 +452,55 @@ def _animate(editor: FaceXEditor, job: EditJob, settings: SamplingSettings, out:
         print(f"  {len(without_face)} frame(s) without a face kept as they were: {', '.join(without_face)}")
     if unreadable:
         print(f"  {len(unreadable)} frame(s) could not be read and are left out: {'; '.join(unreadable)}")
+    return 0
+
+
+def _face0_job(args: argparse.Namespace) -> dict:
+    """The model files of a face0 run, every value, input and file header checked first."""
+    for path in args.face:
+        arguments.image_file_size("--face", path)
+    arguments.output_file("--out", args.out, IMAGE_SUFFIXES, "image")
+    check_sampling_arguments(args)
+    for flag in ("--text-weight", "--face-weight"):
+        arguments.number_in_range(flag, getattr(args, flag[2:].replace("-", "_")), 0)
+    roots = roots_from_models_dir(args.models_dir)
+    face0_file = find_user_file(args.face0, roots, "face0", "--face0")
+
+    from .face0.encoders import check_encoder
+    from .face0.weights import read_face0_config
+
+    config = read_face0_config(face0_file)  # the header: a file of another format is named before anything loads
+    if args.encoder is not None:
+        check_encoder(config, args.encoder)
+    files = {"checkpoint": find_user_file(args.checkpoint, roots, "checkpoint", "--checkpoint"), "face0": face0_file,
+             "detector": locate_roles(("detection",), roots)["detection"],
+             "encoder": encoder_file(config.identity_encoder, roots, args.encoder_file)}
+
+    from .model.prompts import prompt_tokens
+    from .model.sampling import PROMPT_LENGTH
+
+    for flag in ("--prompt", "--negative"):
+        count = len(prompt_tokens(getattr(args, flag[2:])))
+        if count > PROMPT_LENGTH - 2:
+            raise UsageError(f"{flag} is {count} tokens long; the text encoder reads {PROMPT_LENGTH - 2}, so the rest "
+                             "would be cut off. Shorten it.")
+    return files
+
+
+def _face0(args: argparse.Namespace) -> int:
+    files = _face0_job(args)
+    from PIL import Image
+
+    from .face0.generate import Face0Generator, Face0Sampling
+    from .images import to_uint8
+    from .runtime import default_device
+
+    generator = Face0Generator(files["checkpoint"], files["face0"], files["detector"], files["encoder"],
+                               args.base_config, args.device or default_device())
+    embedding = generator.face_embedding(args.face)
+    settings = Face0Sampling(args.steps, args.seed, args.guidance, args.text_weight, args.face_weight, args.negative)
+    Image.fromarray(to_uint8(generator.generate(embedding, args.prompt, settings))[0]).save(args.out)
+    print(f"face0: {len(args.face)} photo(s) + {args.prompt!r} -> {args.out}")
     return 0
 
 

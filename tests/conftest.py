@@ -21,7 +21,7 @@ from facex_core.image_files import read_image_file
 from facex_core.testing import onnx_models
 from facex_core.testing.model_folder import PACK, write_extractors
 
-pytest_plugins = ["train_fixtures"]
+pytest_plugins = ["train_fixtures", "face0_fixtures"]
 
 # The annotated test faces: ../shared/faces beside the checkout, or where FACEX_TEST_FACES says.
 FACES_DIR = Path(os.environ.get("FACEX_TEST_FACES") or Path(__file__).resolve().parents[1].parent / "shared" / "faces")

@@ -21,7 +21,10 @@ def test_the_wheel_installs_into_a_fresh_venv_and_carries_its_configs(tmp_path):
     wheel = next(tmp_path.glob("facex-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "facex_core/model/configs/sd15/unet/config.json" in names
-    assert {"facex_core/train/configs/generalist.json", "facex_core/train/configs/face_swap.json"} <= set(names)
+    assert {"facex_core/train/configs/generalist.json", "facex_core/train/configs/face_swap.json",
+            "facex_core/train/configs/face0.json"} <= set(names)
+    # the CLIP tokenizer the face0 command and prepare-face0 encode prompts with
+    assert {"facex_core/model/clip_tokenizer/vocab.json", "facex_core/model/clip_tokenizer/merges.txt"} <= set(names)
     assert not [name for name in names if name.startswith(("nodes/", "tests/", "web/", "benchmarks/"))]
     fresh = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(fresh)

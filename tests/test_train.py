@@ -33,8 +33,9 @@ from facex_core.model.weights import load_facex
 from facex_core.train.__main__ import main as train_main
 from facex_core.train.checkpoints import complete_checkpoints, fine_tune_start, latest_checkpoint, read_checkpoint
 from facex_core.train.config import TrainConfig
+from facex_core.train.engine import micro_batch_size
 from facex_core.train.step import draw
-from facex_core.train.trainer import Trainer, micro_batch_size
+from facex_core.train.trainer import Trainer
 
 HERE = Path(__file__).parent
 

@@ -25,7 +25,7 @@ from accelerate import Accelerator  # noqa: E402
 from accelerate.utils import GradScalerKwargs  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
-from facex_core.train import trainer as trainer_module  # noqa: E402
+from facex_core.train import engine as engine_module  # noqa: E402
 from facex_core.train.config import TrainConfig  # noqa: E402
 from facex_core.train.trainer import Trainer  # noqa: E402
 
@@ -53,7 +53,7 @@ def write_end(trainer: Trainer, path: Path) -> None:
 if __name__ == "__main__":
     config = TrainConfig(**json.loads(Path(sys.argv[1]).read_text()))
     stop, out = int(sys.argv[2]), Path(sys.argv[3])
-    trainer_module.Accelerator = Fp16Accelerator
+    engine_module.Accelerator = Fp16Accelerator
     whole = Trainer(replace(config, output=str(out / "whole")))
     whole.run()
     write_end(whole, out / "whole.safetensors")

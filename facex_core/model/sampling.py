@@ -33,12 +33,17 @@ class SamplingSettings:
 DEFAULT_SAMPLING = SamplingSettings()
 
 
+def padded_prompt(tokens: list[int], family: str) -> list[int]:
+    """A prompt's 77 token ids: start, its tokens (at most 75), end, then the family's padding."""
+    ids = [START_OF_TEXT, *tokens[:PROMPT_LENGTH - 2], END_OF_TEXT]
+    return ids + [PROMPT_PADDING[family]] * (PROMPT_LENGTH - len(ids))
+
+
 def empty_prompt(text_encoder: torch.nn.Module) -> torch.Tensor:
     """The text encoder's embedding of "", [1, 77, width]: FaceX steers through the FRC, not text.
     The family follows from the encoder's width, which is the UNet's context width."""
-    padding = PROMPT_PADDING[FAMILY_BY_CONTEXT[text_encoder.config.hidden_size]]
-    ids = torch.full((1, PROMPT_LENGTH), padding, dtype=torch.long, device=text_encoder.device)
-    ids[0, :2] = torch.tensor([START_OF_TEXT, END_OF_TEXT])
+    ids = torch.tensor([padded_prompt([], FAMILY_BY_CONTEXT[text_encoder.config.hidden_size])],
+                       device=text_encoder.device)
     with torch.no_grad():
         return text_encoder(input_ids=ids).last_hidden_state
 

@@ -107,6 +107,21 @@ def load_vae(path: str | Path, config_name: str = "sd15", device: str | torch.de
     return _from_single_file(AutoencoderKL, state, part_dir(config_name, "vae"), path, _offline(device, dtype))
 
 
+def load_unet(path: str | Path, config_name: str = "sd15", device: str | torch.device = "cpu",
+              dtype: torch.dtype = torch.float32) -> UNet2DConditionModel:
+    """Only the UNet of a checkpoint (the base a full Face0 fine-tune is exported against)."""
+    state = _checked_state(path, config_name)
+    return _from_single_file(UNet2DConditionModel, state, config_dir(config_name) / "unet", path,
+                             _offline(device, dtype))
+
+
+def load_text_encoder(path: str | Path, config_name: str = "sd15", device: str | torch.device = "cpu",
+                      dtype: torch.dtype = torch.float32) -> CLIPTextModel:
+    """Only the text encoder of a checkpoint (Face0's data preparation encodes the captions once)."""
+    state = _checked_state(path, config_name)
+    return TEXT_ENCODERS[config_family(config_name)].load(state, config_name, path).to(device=device, dtype=dtype)
+
+
 def _checked_state(path: str | Path, config_name: str) -> dict:
     """The state dict of a full checkpoint of the config's family, or an error saying what it is."""
     part_dir(config_name, "vae")

@@ -257,6 +257,11 @@ USER_FILES = {
         "no published FaceX weights exist yet (the paper's authors released none); make them with "
         "python -m facex_core.train (README, Training) and put the exported facex_<family>.safetensors there",
     ),
+    "face0": UserFile(
+        "face0", FACE0, (".safetensors",), "Face0 weight file",
+        "no published Face0 weights exist (the paper's authors released none); make them with "
+        "python -m facex_core.train (README, Training: Face0) and put the exported face0_<family>.safetensors there",
+    ),
 }
 
 

@@ -1,8 +1,10 @@
-"""`python -m facex_core.train <stage>`: the three stages that make a FaceX weight file.
+"""`python -m facex_core.train <stage>`: the stages that make a FaceX or a Face0 weight file.
 
-prepare  face clips -> shards of aligned crops, FORD outputs and VAE latents
-train    a run from a config (configs/generalist.json, reenactment.json, face_swap.json)
-export   a training checkpoint -> the FaceX weight file the nodes and `edit` load
+prepare        face clips -> shards of aligned crops, FORD outputs and VAE latents
+prepare-face0  captioned images -> shards of latents, face embeddings and caption encodings
+train          a run from a config (configs/generalist.json, reenactment.json, face_swap.json;
+               face0.json, or any config with "stage": "face0", trains Face0)
+export         a training checkpoint -> the FaceX (or Face0) weight file the nodes load
 
 Many processes: `torchrun --nproc_per_node N -m facex_core.train prepare|train ...`
 (or `accelerate launch -m facex_core.train train ...`). Bare model file names (the
@@ -13,6 +15,7 @@ init_from may also be a run's checkpoints/step_* folder, which fine-tunes best.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -22,16 +25,21 @@ from ..cli import common_options, run
 from ..errors import FaceXError, UsageError
 from ..model.config import FaceXConfig
 from ..model.kept_configs import config_dir
+from ..models.face0_files import encoder_file
 from ..models.locate import (
     ModelRoots,
     find_named_file,
     find_user_file,
+    locate_roles,
     models_dir_in_effect,
     models_dir_of,
     roots_from_models_dir,
 )
 from ..models.manifest import entries_for_role
-from .config import TrainConfig
+from .config import RunSettings, TrainConfig, recipe_path
+from .face0.captions import DEFAULT_TEMPLATE, CaptionSource
+from .face0.config import STAGE as FACE0_STAGE
+from .face0.config import Face0TrainConfig
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,16 +69,44 @@ def _parser() -> argparse.ArgumentParser:
     prepare.add_argument("--world-size", type=int, default=None, help="number of shares (default: $WORLD_SIZE or 1)")
     prepare.set_defaults(command=_prepare)
 
+    face0 = sub.add_parser("prepare-face0", help="captioned images to Face0 training shards (resumable; split by rank)",
+                           parents=[common_options("--models-dir", "--device", after_subcommand=True)])
+    face0.add_argument("--data", required=True, type=Path, help="folder of images (sub-folders too)")
+    face0.add_argument("--out", required=True, type=Path, help="prepared-data folder (shards/, log/)")
+    face0.add_argument("--checkpoint", required=True, type=Path,
+                       help="SD single file whose VAE and text encoder make the latents and caption encodings (train "
+                            "on the same one): a path, or a name in models/checkpoints")
+    face0.add_argument("--base-config", default="sd15", help="kept config of the checkpoint (sd15, sd2, ...)")
+    face0.add_argument("--size", type=int, default=512, help="training image size, a multiple of 8 (default 512)")
+    face0.add_argument("--captions", type=Path, metavar="FILE",
+                       help="a .csv (header row) or .jsonl caption file naming each image by its path in --data; "
+                            "without it a photo.txt beside photo.jpg, else --template")
+    face0.add_argument("--file-column", default="file", help="the caption file's image column (default: file)")
+    face0.add_argument("--caption-column", default="caption", help="its caption column (default: caption)")
+    face0.add_argument("--template", default=DEFAULT_TEMPLATE,
+                       help=f"caption of an image without one (default: {DEFAULT_TEMPLATE!r})")
+    face0.add_argument("--encoder", default="arcface",
+                       help="identity encoder: arcface (default) or inception_resnet_v1_vggface2 (the paper's)")
+    face0.add_argument("--encoder-file", type=Path, help="its model file (default: found in the models folder)")
+    face0.add_argument("--min-face", type=float, default=20.0,
+                       help="smallest face side in pixels of the training image (default 20, as the paper)")
+    face0.add_argument("--batch", type=int, default=8, help="images per VAE and text encoder pass")
+    face0.add_argument("--shard-size", type=int, default=500, help="images per shard")
+    face0.add_argument("--rank", type=int, default=None, help="this process's share (default: $RANK or 0)")
+    face0.add_argument("--world-size", type=int, default=None, help="number of shares (default: $WORLD_SIZE or 1)")
+    face0.set_defaults(command=_prepare_face0)
+
     train = sub.add_parser("train", help="train (or resume) the run a config describes", parents=[models_dir])
-    train.add_argument("--config", required=True, help="a config file, or generalist / reenactment / face_swap")
+    train.add_argument("--config", required=True, help="a config file, or generalist / reenactment / face_swap / face0")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a setting, e.g. --set output=runs/test --set steps=100 (repeatable)")
     train.set_defaults(command=_train)
 
-    export = sub.add_parser("export", help="write the FaceX weight file of a checkpoint", parents=[models_dir])
+    export = sub.add_parser("export", help="write the FaceX or Face0 weight file of a checkpoint", parents=[models_dir])
     export.add_argument("--checkpoint", required=True, type=Path, help="a checkpoints/step_* folder of a run")
     export.add_argument("--out", type=Path,
-                        help="the FaceX weight file (default: facex/facex_<family>.safetensors in the models folder)")
+                        help="the weight file (default: facex/facex_<family>.safetensors, or face0/face0_<family>"
+                             ".safetensors, in the models folder)")
     export.set_defaults(command=_export)
     return parser
 
@@ -98,23 +134,76 @@ def _prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepare_face0(args: argparse.Namespace) -> int:
+    for flag, value in (("--min-face", args.min_face), ("--batch", args.batch), ("--shard-size", args.shard_size),
+                        ("--world-size", args.world_size)):
+        if value is not None:
+            arguments.number_in_range(flag, value, 1)
+    arguments.number_in_range("--size", args.size, 64, 2048)
+    if args.size % 8:
+        raise UsageError(f"--size {args.size}: the VAE works in steps of 8 pixels; use a multiple of 8, e.g. 512.")
+    config_dir(args.base_config)
+    arguments.existing_folder("--data", args.data, "folder of training images")
+    if args.captions is not None and not args.captions.is_file():
+        raise UsageError(f"--captions {args.captions}: no such file; give the .csv or .jsonl caption file.")
+    arguments.output_folder_exists("--out", args.out)
+    roots = roots_from_models_dir(args.models_dir)
+    checkpoint = find_user_file(args.checkpoint, roots, "checkpoint", "--checkpoint")
+    detector = locate_roles(("detection",), roots)["detection"]
+    encoder = encoder_file(args.encoder, roots, args.encoder_file)
+    source = CaptionSource(args.captions, args.file_column, args.caption_column, args.template)
+    from .face0.captions import captioned_images
+
+    images, left_out = captioned_images(args.data, source)  # a malformed caption file is named before models load
+    if not images:
+        raise UsageError(f"--data {args.data}: no image to prepare ({len(left_out)} left out; see the caption file).")
+    device = arguments.device_name("--device", args.device)
+
+    from .face0.prepare import Face0Preparer, Face0PrepareSettings, prepare_face0
+    from .prepare import Slot
+
+    slot = Slot.from_environment(args.rank, args.world_size, device)
+    settings = Face0PrepareSettings(args.size, args.encoder, args.min_face, args.batch, args.shard_size)
+    preparer = Face0Preparer(checkpoint, args.base_config, detector, encoder, settings, slot.device)
+    counts = prepare_face0(images, left_out, args.out, preparer, slot)
+    print(f"rank {slot.rank}: {counts['written']} shard(s) with {counts['images']} images written, "
+          f"{counts['already_done']} already done, {counts['skipped_images']} image(s) without a usable face, "
+          f"{len(left_out)} left out by the caption file (details in {args.out / 'log'})")
+    return 0
+
+
+def run_config(path: str, overrides: list[str]) -> RunSettings:
+    """The settings of a config file: a Face0 run's when it says "stage": "face0", else a FaceX run's."""
+    try:
+        stage = json.loads(recipe_path(path).read_text()).get("stage")
+    except (json.JSONDecodeError, AttributeError):
+        stage = None  # from_file says what is wrong with the file
+    kind = Face0TrainConfig if stage == FACE0_STAGE else TrainConfig
+    return kind.from_file(path, overrides)
+
+
 def _train(args: argparse.Namespace) -> int:
     if args.device is not None:
         raise UsageError(f"--device {args.device}: train runs where accelerate puts it; choose GPUs with "
                          "accelerate launch or CUDA_VISIBLE_DEVICES.")
-    config = _with_model_files(TrainConfig.from_file(args.config, args.set), roots_from_models_dir(args.models_dir))
+    config = _with_model_files(run_config(args.config, args.set), roots_from_models_dir(args.models_dir))
     config_dir(config.base_config)
 
-    from .trainer import Trainer  # it reads the shard headers before it loads a model
+    if isinstance(config, Face0TrainConfig):
+        from .face0.trainer import Face0Trainer as Run  # it reads the shard headers before it loads a model
+    else:
+        from .trainer import Trainer as Run
 
-    print(f"trained: {Trainer(config).run()}")
+    print(f"trained: {Run(config).run()}")
     return 0
 
 
-def _with_model_files(config: TrainConfig, roots: ModelRoots) -> TrainConfig:
+def _with_model_files(config: RunSettings, roots: ModelRoots) -> RunSettings:
     """The config with its model files found: as written, or as names under the models folder."""
-    clip = entries_for_role("clip_vision")[0]
     checkpoint = find_user_file(Path(config.checkpoint), roots, "checkpoint", "checkpoint (--set checkpoint=PATH)")
+    if isinstance(config, Face0TrainConfig):
+        return replace(config, checkpoint=str(checkpoint))
+    clip = entries_for_role("clip_vision")[0]
     clip_vision = find_named_file(Path(config.clip_vision), roots[clip.folder_key], "CLIP ViT-L/14 file",
                                   clip.how_to_get(models_dir_of(roots, clip.folder_key)),
                                   "clip_vision (--set clip_vision=PATH)")
@@ -143,16 +232,21 @@ def _export(args: argparse.Namespace) -> int:
     from .checkpoints import export, read_checkpoint
 
     saved = read_checkpoint(args.checkpoint)
-    out = args.out or _default_export_path(saved.state, models_dir_in_effect(args.models_dir))
+    face0 = saved.state["config"].get("stage") == FACE0_STAGE
+    out = args.out or _default_export_path(saved.state, face0, models_dir_in_effect(args.models_dir))
+    if face0:
+        from .face0.trainer import export_face0 as export
     print(f"exported: {export(args.checkpoint, out)}")
     return 0
 
 
-def _default_export_path(state: dict, models_dir: Path) -> Path:
-    family = FaceXConfig.from_json(state["facex_config"]).family
-    folder = arguments.existing_folder("--models-dir", models_dir, "models folder the weight file goes into") / "facex"
+def _default_export_path(state: dict, face0: bool, models_dir: Path) -> Path:
+    """<models>/facex/facex_<family>.safetensors, or <models>/face0/face0_<family>.safetensors."""
+    family = state["face0_config"]["base_family"] if face0 else FaceXConfig.from_json(state["facex_config"]).family
+    kind = FACE0_STAGE if face0 else "facex"
+    folder = arguments.existing_folder("--models-dir", models_dir, "models folder the weight file goes into") / kind
     folder.mkdir(exist_ok=True)
-    return folder / f"facex_{family}.safetensors"
+    return folder / f"{kind}_{family}.safetensors"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,8 @@ A checkpoint is a folder checkpoints/step_0001000 holding the trainable weights 
 (trainable.safetensors: FaceX under "facex.", fine-tuned CLIP under "clip."), the optimizer
 state (optimizer.pt, read back with weights_only=True) and state.json (the step, the run's
 config, the FaceX config, the extractors the data was prepared with and, in an fp16 run,
-the loss scaler's state). It is written as step_0001000.partial and renamed, so a run
+the loss scaler's state). A Face0 run's (train/face0/trainer.py) holds its projector and
+UNet part instead, and its Face0 config. It is written as step_0001000.partial and renamed, so a run
 killed while saving leaves the previous checkpoint as the latest. Nothing else needs
 saving for an exact resume: every random draw follows from (seed, sample number) and the
 learning rate is constant.
@@ -105,7 +106,7 @@ def read_checkpoint(folder: str | Path) -> Checkpoint:
     if not (folder / STATE).is_file():
         found = complete_checkpoints(folder) or complete_checkpoints(folder.parent.parent)
         hint = f" The newest checkpoint there is {found[-1]}." if found else ""
-        problem = "is not a FaceX training checkpoint (no state.json)" if folder.exists() else "does not exist"
+        problem = "is not a training checkpoint (no state.json)" if folder.exists() else "does not exist"
         raise FaceXError(f"The checkpoint {folder} {problem}; give a run's checkpoints/step_* folder.{hint}")
     return Checkpoint(folder, json.loads((folder / STATE).read_text()))
 

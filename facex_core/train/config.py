@@ -13,15 +13,13 @@ import json
 from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
+from typing import ClassVar
 
 from ..errors import ConfigError
 from ..fors.tasks import TASKS
 
 RECIPES_DIR = Path(__file__).with_name("configs")
 PRECISIONS = ("no", "bf16", "fp16")
-# settings a resumed run must share with the run that wrote the checkpoint, or it is another run
-RESUME_FIXED = ("batch", "seed", "task", "learning_rate", "condition_dropout", "finetune_clip", "model", "base_config",
-                "validation_clips")
 
 
 # What a numeric setting must satisfy, and how to say it.
@@ -41,6 +39,12 @@ RULES: dict[str, tuple[Callable[[float], bool], str]] = {
     "validation_samples": (lambda v: v >= 1, "at least 1"),
     "validation_clips": (lambda v: v >= 0, "0 or more"),
     "validation_steps": (lambda v: 1 <= v <= 1000, "from 1 to 1000"),
+    "projector_learning_rate": (lambda v: 0 < v < 1, "more than 0 and less than 1"),
+    "face_dropout": (lambda v: 0 <= v < 1, "from 0 up to (not including) 1"),
+    "text_dropout": (lambda v: 0 <= v < 1, "from 0 up to (not including) 1"),
+    "both_dropout": (lambda v: 0 <= v < 1, "from 0 up to (not including) 1"),
+    "lora_rank": (lambda v: v >= 1, "at least 1"),
+    "lora_alpha": (lambda v: v > 0, "more than 0"),
 }
 # The JSON types a setting's annotation allows.
 KINDS: dict[str, tuple[type, ...]] = {
@@ -111,48 +115,25 @@ def trainable_tasks() -> list[str]:
             if set(row.inputs()) <= {"source", "target"} and row.reference != "hole_blanked"]
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    checkpoint: str  # Stable Diffusion single file; its UNet stays frozen
-    prepared: str  # folder written by `prepare`
-    clip_vision: str  # CLIP ViT-L/14 file the region encoder starts from
-    output: str  # run folder: checkpoints, logs, validation grids, the exported weight file
-    base_config: str = "sd15"  # kept diffusers config of the checkpoint (facex_core/model/configs)
-    task: str = "head_swap"  # the task row that assembles each training pair
-    init_from: str | None = None  # later stages: a training checkpoint folder (float32, preferred) or FaceX weight file
-    steps: int = 20_000
-    batch: int = 32  # effective batch: processes x micro_batch x accumulation
-    micro_batch: int = 4  # at most this many samples per process per forward pass
-    learning_rate: float = 1e-5
-    condition_dropout: float = 0.1
-    finetune_clip: bool = False  # True: CLIP trains too and is embedded in the weight file
-    mixed_precision: str = "bf16"
-    gradient_checkpointing: bool = True
-    max_grad_norm: float | None = 1.0
-    seed: int = 0
-    workers: int = 2  # DataLoader processes per training process
-    log_every: int = 10
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 3
-    validate_every: int = 1000
-    validation_samples: int = 4
-    validation_clips: int = 0  # clips held out of training for the validation grids (the last by name)
-    validation_steps: int = 30
-    model: dict = field(default_factory=dict)  # FaceXConfig sizes (width, adapter_layers, ...) when not the defaults
+class RunSettings:
+    """What every kind of run's settings (a frozen dataclass of them) shares: each value's
+    type and rule checked, JSON files with key=value overrides, and the settings a resumed
+    run must keep."""
 
-    def __post_init__(self) -> None:
+    # settings a resumed run must share with the run that wrote the checkpoint, or it is another run
+    resume_fixed: ClassVar[tuple[str, ...]] = ()
+
+    def check(self) -> None:
+        """Every setting's type and rule, the precision, and a micro-batch that fits the batch."""
         for item in fields(self):
             check_setting(item.name, item.type, getattr(self, item.name))
-        if self.task not in trainable_tasks():
-            raise ConfigError(f"task {self.task!r} cannot be trained from frame pairs; use one of "
-                              f"{', '.join(trainable_tasks())}")
         if self.mixed_precision not in PRECISIONS:
             raise ConfigError(f"mixed_precision must be one of {', '.join(PRECISIONS)}, not {self.mixed_precision!r}")
         if self.micro_batch > self.batch:
             raise ConfigError(f"micro_batch {self.micro_batch} is larger than batch {self.batch}; lower micro_batch.")
 
     @classmethod
-    def from_file(cls, path: str | Path, overrides: list[str] = ()) -> TrainConfig:
+    def from_file(cls, path: str | Path, overrides: list[str] = ()) -> RunSettings:
         """A config file (a path, or the name of a shipped recipe) with key=value overrides."""
         path = recipe_path(path)
         try:
@@ -186,4 +167,44 @@ class TrainConfig:
 
     def resume_conflicts(self, saved: dict) -> list[str]:
         """Settings that differ from those a checkpoint was written with."""
-        return [key for key in RESUME_FIXED if saved.get(key) != self.to_dict()[key]]
+        return [key for key in self.resume_fixed if saved.get(key) != self.to_dict()[key]]
+
+
+@dataclass(frozen=True)
+class TrainConfig(RunSettings):
+    checkpoint: str  # Stable Diffusion single file; its UNet stays frozen
+    prepared: str  # folder written by `prepare`
+    clip_vision: str  # CLIP ViT-L/14 file the region encoder starts from
+    output: str  # run folder: checkpoints, logs, validation grids, the exported weight file
+    base_config: str = "sd15"  # kept diffusers config of the checkpoint (facex_core/model/configs)
+    task: str = "head_swap"  # the task row that assembles each training pair
+    init_from: str | None = None  # later stages: a training checkpoint folder (float32, preferred) or FaceX weight file
+    steps: int = 20_000
+    batch: int = 32  # effective batch: processes x micro_batch x accumulation
+    micro_batch: int = 4  # at most this many samples per process per forward pass
+    learning_rate: float = 1e-5
+    condition_dropout: float = 0.1
+    finetune_clip: bool = False  # True: CLIP trains too and is embedded in the weight file
+    mixed_precision: str = "bf16"
+    gradient_checkpointing: bool = True
+    max_grad_norm: float | None = 1.0
+    seed: int = 0
+    workers: int = 2  # DataLoader processes per training process
+    log_every: int = 10
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    validate_every: int = 1000
+    validation_samples: int = 4
+    validation_clips: int = 0  # clips held out of training for the validation grids (the last by name)
+    validation_steps: int = 30
+    model: dict = field(default_factory=dict)  # FaceXConfig sizes (width, adapter_layers, ...) when not the defaults
+
+    resume_fixed: ClassVar[tuple[str, ...]] = (
+        "batch", "seed", "task", "learning_rate", "condition_dropout", "finetune_clip", "model", "base_config",
+        "validation_clips")
+
+    def __post_init__(self) -> None:
+        self.check()
+        if self.task not in trainable_tasks():
+            raise ConfigError(f"task {self.task!r} cannot be trained from frame pairs; use one of "
+                              f"{', '.join(trainable_tasks())}")

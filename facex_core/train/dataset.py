@@ -69,6 +69,22 @@ def sample_generator(seed: int, sample: int, stream: str) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + sample) * len(STREAMS) + STREAMS.index(stream))
 
 
+class EpochOrder:
+    """The permutation of all n items in epoch e, drawn from (seed + e) once per epoch, not per sample."""
+
+    def __init__(self, seed: int, count: int) -> None:
+        self.seed, self.count = seed, count
+        self._current: tuple[int, torch.Tensor | None] = (-1, None)
+
+    def item(self, sample: int) -> int:
+        """Which item sample k reads: perm_e[k mod n] of epoch e = k div n."""
+        epoch, position = divmod(sample, self.count)
+        if self._current[0] != epoch:
+            generator = torch.Generator().manual_seed(self.seed + epoch)
+            self._current = (epoch, torch.randperm(self.count, generator=generator))
+        return int(self._current[1][position])
+
+
 class PairStream(Dataset):
     """Sample k -> {"sample": k, "source": frame tensors, "target": frame tensors}."""
 
@@ -87,7 +103,7 @@ class PairStream(Dataset):
         self.keys = FRAME_KEYS + ((TOKENS_KEY,) if self.clip_tokens else ())
         self.starts = torch.tensor([0] + [info.frames for info in self.shards]).cumsum(0)
         self._handles: dict[Path, object] = {}
-        self._epoch_order: tuple[int, torch.Tensor | None] = (-1, None)
+        self._order = EpochOrder(seed, self.frames)
 
     @property
     def frames(self) -> int:
@@ -96,21 +112,13 @@ class PairStream(Dataset):
 
     def pair(self, sample: int) -> tuple[int, int, int]:
         """(shard, target frame, source frame) of sample k."""
-        epoch, position = divmod(sample, self.frames)
-        target = int(self._order(epoch)[position])
+        target = self._order.item(sample)
         shard = int(torch.searchsorted(self.starts, target, right=True)) - 1
         frames, first = self.shards[shard].frames, int(self.starts[shard])
         pairing = sample_generator(self.seed, sample, "pairing")
         offset = int(torch.randint(frames - 1, (1,), generator=pairing)) if frames > 1 else 0
         source = (target - first + 1 + offset) % frames  # any frame but the target, when there is another
         return shard, target - first, source
-
-    def _order(self, epoch: int) -> torch.Tensor:
-        """The epoch's permutation of all frames, drawn once per epoch, not per sample."""
-        if self._epoch_order[0] != epoch:
-            generator = torch.Generator().manual_seed(self.seed + epoch)
-            self._epoch_order = (epoch, torch.randperm(self.frames, generator=generator))
-        return self._epoch_order[1]
 
     def __getitem__(self, sample: int) -> dict:
         shard, target, source = self.pair(sample)

@@ -159,15 +159,16 @@ def chunks(items: Iterable, size: int) -> Iterator[list]:
 
 
 class EventLog:
-    """One JSON line per skipped frame or clip, so a user can see what was left out and why."""
+    """One JSON line per skipped item (a frame or clip; for Face0, an image), so a user can
+    see what was left out and why. `subject` names what the second field is."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, subject: str = "clip") -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
+        self.path, self.subject = path, subject
 
-    def write(self, event: str, clip: str, **details) -> None:
+    def write(self, event: str, name: str, **details) -> None:
         with self.path.open("a") as handle:
-            handle.write(json.dumps({"event": event, "clip": clip, **details}) + "\n")
+            handle.write(json.dumps({"event": event, self.subject: name, **details}) + "\n")
 
 
 def shard_path(out: Path, clip: Clip) -> Path:
@@ -209,10 +210,10 @@ def prepare(data: Path, out: Path, preparer: Preparer, slot: Slot = Slot()) -> d
     return counts
 
 
-def shard_metadata(path: Path) -> dict[str, str]:
-    """A shard's metadata, checked for format (cheap: no tensors read)."""
+def shard_metadata(path: Path, kind: tuple[str, str] = (SHARD_FORMAT, SHARD_VERSION)) -> dict[str, str]:
+    """A shard's metadata, checked for its (format, version) (cheap: no tensors read)."""
     with safe_open(str(path), "pt") as handle:
         metadata = handle.metadata() or {}
-    if metadata.get("format") != SHARD_FORMAT or metadata.get("version") != SHARD_VERSION:
-        raise FaceXError(f"{path} is not a FaceX training shard of version {SHARD_VERSION}; prepare the data again.")
+    if (metadata.get("format"), metadata.get("version")) != kind:
+        raise FaceXError(f"{path} is not a {kind[0]} training shard of version {kind[1]}; prepare the data again.")
     return metadata

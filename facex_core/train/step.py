@@ -42,20 +42,22 @@ class Draws:
 
     noise: torch.Tensor  # like the latents
     timesteps: torch.Tensor  # [N] long
-    dropped: torch.Tensor  # [N] bool: condition replaced by the null context
+    chance: torch.Tensor  # [N] uniform in [0, 1): what condition dropout compares with its rate(s)
+    dropped: torch.Tensor  # [N] bool: chance < dropout, the condition replaced by the null context
 
 
 def draw(samples: torch.Tensor, seed: int, latent_shape: tuple[int, ...], train_timesteps: int,
          dropout: float) -> Draws:
     """Noise, timestep and dropout of each sample number: the same sample gets the same draws
     whichever process, micro-batch or resumed run computes it."""
-    noises, timesteps, dropped = [], [], []
+    noises, timesteps, chances = [], [], []
     for sample in samples.tolist():
         generator = sample_generator(seed, sample, "diffusion")
         noises.append(torch.randn(latent_shape, generator=generator))
         timesteps.append(int(torch.randint(train_timesteps, (1,), generator=generator)))
-        dropped.append(float(torch.rand((), generator=generator)) < dropout)
-    return Draws(torch.stack(noises), torch.tensor(timesteps), torch.tensor(dropped))
+        chances.append(float(torch.rand((), generator=generator)))
+    chance = torch.tensor(chances, dtype=torch.float64)  # compared with the rates exactly as Python floats
+    return Draws(torch.stack(noises), torch.tensor(timesteps), chance, chance < dropout)
 
 
 def frame_representation(frame: dict[str, torch.Tensor], clip: ClipVisionEncoder, facex: FaceXModel,
