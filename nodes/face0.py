@@ -20,6 +20,7 @@ from facex_core.face0.guidance import face0_guidance, needed_terms
 from facex_core.face0.projector import ARCFACE, VGGFACE2
 from facex_core.face0.tokens import override_last_tokens
 from facex_core.face0.weights import load_face0
+from facex_core.models.face0_files import ENCODER_ROLES
 from facex_core.models.manifest import FACE0, entries_for_role
 
 from .devices import compute_device
@@ -33,7 +34,7 @@ _LORA_LEAF = ".lora_down.weight", ".diff"  # one key per patched UNet module, Lo
 
 def _encoder_name(choice: str) -> str:
     """The identity encoder a file choice is: facenet-pytorch's VGGFace2 network or an ArcFace."""
-    vggface2 = {entry.filename for entry in entries_for_role("face0_identity")}
+    vggface2 = {entry.filename for entry in entries_for_role(ENCODER_ROLES[VGGFACE2])}
     return VGGFACE2 if Path(choice).name in vggface2 else ARCFACE
 
 
@@ -98,7 +99,7 @@ class Face0Apply(io.ComfyNode):
                 FaceXFaces.Input("faces", tooltip="The face(s) from FaceX Face Detect and Align."),
                 io.Image.Input("image", tooltip="The image(s) the faces were found in."),
                 io.Combo.Input("identity_encoder",
-                               options=role_choices("recognition") + role_choices("face0_identity"),
+                               options=[choice for role in ENCODER_ROLES.values() for choice in role_choices(role)],
                                tooltip="The identity encoder the Face0 file was trained with: an insightface "
                                        "ArcFace file, or facenet-pytorch's 20180402-114759-vggface2.pt."),
             ],
@@ -110,8 +111,7 @@ class Face0Apply(io.ComfyNode):
     def execute(cls, conditioning, face0, faces, image, identity_encoder) -> io.NodeOutput:
         name = _encoder_name(identity_encoder)
         check_encoder(face0.config, name)
-        role = "face0_identity" if name == VGGFACE2 else "recognition"
-        path = resolve(role, identity_encoder)
+        path = resolve(ENCODER_ROLES[name], identity_encoder)
         encoder = held("face0_identity", file_key(path), lambda: make_encoder(name, path, compute_device()))
         embedding = encoder.embed(image, faces).mean(0, keepdim=True)
         projector = face0.projector

@@ -247,11 +247,6 @@ USER_FILES = {
         "https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5, a fine-tune or a merge; "
         "ComfyUI users already have theirs in models/checkpoints",
     ),
-    "face0": UserFile(
-        "face0", FACE0, (".safetensors",), "Face0 weight file (projector and UNet LoRA)",
-        "no published Face0 weights exist (the paper's authors released none); train them with "
-        "python -m facex_core.train --config face0 (README, Training) and put the exported file there",
-    ),
     "facex": UserFile(
         "facex", FACEX, (".safetensors",), "FaceX weight file",
         "no published FaceX weights exist yet (the paper's authors released none); make them with "
