@@ -159,7 +159,7 @@ def test_prepare_face0_names_bad_arguments_before_any_model_loads(face0_data, tm
         (["--data", str(face0_data.data), "--captions", str(tmp_path / "c.csv")], "no such file"),
         (["--data", str(face0_data.data), "--encoder", "facenet"], "unknown identity encoder 'facenet'"),
         (["--data", str(face0_data.data), "--encoder", "inception_resnet_v1_vggface2"],
-         "20180402-114759-vggface2.pt was not found"),
+         "face0_identity step was found. Any one of these will do:\n  - 20180402-114759-vggface2.pt"),
     ]
     for extra, message in cases:
         assert train_main(common + extra) == 2
