@@ -16,6 +16,7 @@ from ..config import RunSettings
 
 STAGE = "face0"
 UNET_PARTS = ("lora", "full")  # the UNet fine-tuned as a LoRA (peft), or whole
+LORA_LAYERS = ("attention", "all")  # which UNet layers get the LoRA (train/face0/trainer.py: LORA_SELECTORS)
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,8 @@ class Face0TrainConfig(RunSettings):
     output: str  # run folder: checkpoints, logs, the exported Face0 file
     stage: str = STAGE
     base_config: str = "sd15"  # kept diffusers config of the checkpoint (facex_core/model/configs)
-    unet: str = "lora"  # "lora": a LoRA of the attention projections; "full": the whole UNet (lr ~1e-5 or lower)
+    unet: str = "lora"  # "lora": a LoRA of the UNet's lora_layers; "full": the whole UNet (lr ~1e-5 or lower)
+    lora_layers: str = "attention"  # "attention": to_q, to_k, to_v, to_out.0; "all": every linear and convolution
     lora_rank: int = 64
     lora_alpha: float = 64.0  # the LoRA's scale is alpha / rank, in peft as in ComfyUI
     steps: int = 20_000
@@ -46,8 +48,8 @@ class Face0TrainConfig(RunSettings):
     keep_checkpoints: int = 3
 
     resume_fixed: ClassVar[tuple[str, ...]] = (
-        "batch", "seed", "base_config", "unet", "lora_rank", "lora_alpha", "learning_rate", "projector_learning_rate",
-        "face_dropout", "text_dropout", "both_dropout")
+        "batch", "seed", "base_config", "unet", "lora_layers", "lora_rank", "lora_alpha", "learning_rate",
+        "projector_learning_rate", "face_dropout", "text_dropout", "both_dropout")
 
     def __post_init__(self) -> None:
         self.check()
@@ -55,6 +57,8 @@ class Face0TrainConfig(RunSettings):
             raise ConfigError(f"stage {self.stage!r}: a Face0 config says \"stage\": \"{STAGE}\".")
         if self.unet not in UNET_PARTS:
             raise ConfigError(f"unet must be one of {', '.join(UNET_PARTS)}, not {self.unet!r}.")
+        if self.lora_layers not in LORA_LAYERS:
+            raise ConfigError(f"lora_layers must be one of {', '.join(LORA_LAYERS)}, not {self.lora_layers!r}.")
         total = self.face_dropout + self.text_dropout + self.both_dropout
         if total >= 1:
             raise ConfigError(f"face_dropout + text_dropout + both_dropout is {total:g}; it must stay below 1, or no "

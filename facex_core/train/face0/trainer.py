@@ -2,9 +2,11 @@
 loop, checkpoints, resume) with the projector and the UNet's LoRA (or the whole UNet).
 
 The LoRA is peft's, added the way diffusers' own LoRA training script adds it: rank
-`lora_rank`, scale lora_alpha / rank, on the attention projections to_q, to_k, to_v and
-to_out.0 of every transformer block (self- and cross-attention), A Gaussian and B zero
-so training starts from the base model. Its weights stay float32 on a UNet held in the
+`lora_rank`, scale lora_alpha / rank, A Gaussian and B zero so training starts from the
+base model; `lora_layers` "attention" puts it on the attention projections to_q, to_k,
+to_v and to_out.0 of every transformer block (self- and cross-attention), as that script
+does, "all" on every linear layer and convolution of the UNet (what kohya's tools call
+LoCon: more to learn with, a larger file). Its weights stay float32 on a UNet held in the
 mixed-precision dtype; a full fine-tune keeps the UNet float32 (master weights) and
 autocasts. A checkpoint holds the projector and the UNet part in float32 (the LoRA as
 peft's state dict, or the whole UNet), the optimizer and the step; every random draw
@@ -16,6 +18,7 @@ flush differences below 6e-5 to zero).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from diffusers import UNet2DConditionModel
 from diffusers.training_utils import cast_training_params
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+from torch import nn
 
 from ...errors import FaceXError
 from ...face0.projector import Face0Config, Face0Projector
@@ -37,16 +41,26 @@ from .config import Face0TrainConfig
 from .dataset import Face0Data, Face0Stream, read_face0_shards
 from .step import ConditionDropout, Face0TrainingModel
 
-LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # diffusers' train_text_to_image_lora.py targets
+ATTENTION_PROJECTIONS = (".to_q", ".to_k", ".to_v", ".to_out.0")  # diffusers' train_text_to_image_lora.py targets
+# config lora_layers -> whether a UNet module (by its path and itself) gets a LoRA
+LORA_SELECTORS: dict[str, Callable[[str, nn.Module], bool]] = {
+    "attention": lambda path, module: isinstance(module, nn.Linear) and path.endswith(ATTENTION_PROJECTIONS),
+    "all": lambda path, module: isinstance(module, (nn.Linear, nn.Conv2d)),
+}
 PROJECTOR_KEYS, UNET_KEYS = "projector.", "unet."
 EXPORT_DTYPES = {"lora": torch.float16, "full": torch.bfloat16}
 
 
-def add_lora(unet: UNet2DConditionModel, rank: int, alpha: float) -> UNet2DConditionModel:
-    """The UNet with peft's LoRA on its attention projections (only the LoRA trains)."""
+def lora_modules(unet: nn.Module, layers: str) -> list[str]:
+    """The paths of the UNet modules `layers` (a config's lora_layers) puts a LoRA on."""
+    return [path for path, module in unet.named_modules() if LORA_SELECTORS[layers](path, module)]
+
+
+def add_lora(unet: UNet2DConditionModel, rank: int, alpha: float, layers: str = "attention") -> UNet2DConditionModel:
+    """The UNet with peft's LoRA on its `layers` (only the LoRA trains)."""
     unet.requires_grad_(False)
     unet.add_adapter(LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian",
-                                target_modules=list(LORA_TARGETS)))
+                                target_modules=lora_modules(unet, layers)))
     cast_training_params(unet, dtype=torch.float32)  # the LoRA trains in float32 on a bf16/fp16 UNet
     return unet
 
@@ -76,7 +90,8 @@ class Face0Trainer(Engine):
             lora_alpha=config.lora_alpha, full_unet=full)
         torch.manual_seed(config.seed)  # the same initial projector and LoRA in every process
         projector = Face0Projector(self.face0_config).to(device)
-        unet = unet.requires_grad_(True) if full else add_lora(unet, config.lora_rank, config.lora_alpha)
+        unet = (unet.requires_grad_(True) if full
+                else add_lora(unet, config.lora_rank, config.lora_alpha, config.lora_layers))
         if config.gradient_checkpointing:
             unet.enable_gradient_checkpointing()
         model = Face0TrainingModel(projector, unet.train(), data.empty_text(), scheduler_config(config.base_config),
@@ -101,8 +116,8 @@ class Face0Trainer(Engine):
         expected = set(get_peft_model_state_dict(model.unet))
         if result.unexpected_keys or set(unet) != expected:
             raise FaceXError(f"The Face0 checkpoint {saved.folder} holds another LoRA than this run's "
-                             f"(rank {self.config.lora_rank} on {', '.join(LORA_TARGETS)}); resume it with its own "
-                             "settings.")
+                             f"(rank {self.config.lora_rank} on its {self.config.lora_layers} layers); resume it "
+                             "with its own settings.")
 
     def checkpoint_contents(self) -> tuple[dict[str, torch.Tensor], dict]:
         model = self.training_model
