@@ -576,7 +576,8 @@ def check_memory(base: Path) -> dict:
 
 def check_face0(base: Path) -> dict:
     """The Face0 portrait graph's own nodes and inputs: the conditioning Face0 Guider hands the
-    sampler against the text-only one, position by position; the LoRA's effect on the UNet;
+    sampler against the text-only one, position by position; the LoRA's effect on the UNet and
+    the weights it patches;
     one euler step (sigma_max to 0: the guided denoised latent) of Face0 Guider against the
     same combination of four single-conditioning guiders, and against ComfyUI's CFGGuider
     with the text and face weights at 0."""
@@ -636,6 +637,8 @@ def check_face0(base: Path) -> dict:
         "combination_scale": float(by_hand.abs().max()),
         "zero_weights_vs_cfg": max_diff(step(guider), step(plain)),
         "lora_changes_the_model": max_diff(text_only, step(unpatched)),
+        "file_modules": len({key.partition(".")[0] for key in face0.unet_patches}),
+        "patched_weights": len(loaded.patches) - len(model.patches),
     }
 
 

@@ -2,8 +2,9 @@
 
 A tiny SD1.5-family checkpoint that ComfyUI detects as SD15, FaceX weight files made for
 its UNet (one trained-looking, one zero-initialised), the FORD extractors (and a second
-parser to switch to), FaceXFormer (full size, fp16), a Face0 file for the tiny UNet, a CLIP, and a detector that finds
-the annotated faces of each input image.
+parser to switch to), FaceXFormer (full size, fp16), a Face0 file exported by a short
+training run on the tiny checkpoint, a CLIP, and a detector that finds the annotated faces
+of each input image.
 """
 
 from __future__ import annotations
@@ -14,16 +15,15 @@ from pathlib import Path
 
 import torch
 from conftest import FACES_DIR, annotated, planted_detector_file
+from face0_fixtures import Face0Data, face0_preparer, tiny_face0_run
 from PIL import Image, ImageDraw
 
-from facex_core.face0.projector import Face0Config
 from facex_core.model.config import FaceXConfig
 from facex_core.model.diffusers_binding import block_specs
 from facex_core.model.facex import FaceXModel
 from facex_core.model.weights import save_facex
 from facex_core.testing import checkpoints
 from facex_core.testing.checkpoints import TINY_CLIP_VISION
-from facex_core.testing.face0_file import write_face0_file
 from facex_core.testing.facexformer_checkpoint import write_facexformer_checkpoint
 from facex_core.testing.model_folder import PACK, write_extractors
 from facex_core.testing.sd_checkpoint import tiny_sd, write_single_file
@@ -32,7 +32,6 @@ CHECKPOINT = "tiny_sd15.safetensors"
 FACEX = "facex_tiny.safetensors"
 FACEX_ZERO = "facex_tiny_zero.safetensors"
 FACE0 = "face0_tiny.safetensors"
-FACE0_CONFIG = Face0Config(hidden=64, resolution=256, lora_rank=4, lora_alpha=4.0)
 # ComfyUI input file -> annotated face image
 INPUTS = {
     "source.png": "portraits/ai_glasses_man.png",
@@ -44,6 +43,7 @@ INPUTS = {
     "group.png": "multi/real_obama_biden_oval_office.jpg",
 }
 NO_FACE = {"coffee.png": "bad/no_face_coffee.png"}  # the detector finds nothing here
+FACE0_PORTRAITS = ("source.png", "reference.png")  # what the Face0 run trains on
 
 
 def tiny_facex(unet, zero: bool, seed: int = 0) -> FaceXModel:
@@ -73,13 +73,36 @@ def populate(base: Path) -> None:
     write_extractors(models)
     checkpoints.write_bisenet(models / "facex_extractors" / "parsing_bisenet.pth", seed=1)  # a parser to switch to
     write_facexformer_checkpoint(models / "facex_extractors" / "facexformer.pt", dtype=torch.float16)
-    (models / "face0").mkdir(exist_ok=True)
-    write_face0_file(models / "face0" / FACE0, unet, FACE0_CONFIG)
     planted_detector_file(models / PACK / "det_10g.onnx", [annotated(name) for name in INPUTS.values()], keyed=True)
+    (models / "face0").mkdir(exist_ok=True)
+    shutil.move(train_face0(base / "face0_run", models), models / "face0" / FACE0)
     (base / "input").mkdir(exist_ok=True)
     for name, image in (INPUTS | NO_FACE).items():
         shutil.copy(FACES_DIR / image, base / "input" / name)
     write_hole(base / "input" / "hole.png", annotated(INPUTS["target.png"]))
+
+
+def train_face0(root: Path, models: Path) -> Path:
+    """The Face0 file a 2-step run on two input portraits exports for the tiny checkpoint:
+    prepare-face0 with the models folder's detector and ArcFace, then training with a LoRA
+    on every layer (convolutions too, so ComfyUI's loader maps every kind of patch) at a
+    learning rate that makes its change visible after two steps."""
+    from facex_core.train.face0.captions import CaptionSource, captioned_images
+    from facex_core.train.face0.prepare import prepare_face0
+    from facex_core.train.face0.trainer import Face0Trainer
+    from facex_core.train.prepare import Slot
+
+    data = root / "data"
+    data.mkdir(parents=True)
+    for name in FACE0_PORTRAITS:
+        (data / name).symlink_to(FACES_DIR / INPUTS[name])
+    checkpoint = models / "checkpoints" / CHECKPOINT
+    images, left_out = captioned_images(data, CaptionSource())
+    counts = prepare_face0(images, left_out, root / "prepared", face0_preparer(models, checkpoint, "tiny_sd15"), Slot())
+    prepared = Face0Data(root, checkpoint, models, data, root / "prepared", counts)
+    config = tiny_face0_run(prepared, root / "run", base_config="tiny_sd15", lora_layers="all", steps=2,
+                            learning_rate=1e-2)
+    return Face0Trainer(config).run()
 
 
 def write_hole(path: Path, image) -> None:

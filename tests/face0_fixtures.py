@@ -63,10 +63,10 @@ def face0_data_folder(root: Path) -> Path:
     return data
 
 
-def face0_preparer(models: Path, checkpoint: Path) -> Face0Preparer:
+def face0_preparer(models: Path, checkpoint: Path, base_config: str = BASE_CONFIG) -> Face0Preparer:
     files = locate_roles(("detection", "recognition"), roots_from_models_dir(models))
     settings = Face0PrepareSettings(resolution=RESOLUTION, batch=2, shard_size=SHARD_SIZE)
-    return Face0Preparer(checkpoint, BASE_CONFIG, files["detection"], files["recognition"], settings)
+    return Face0Preparer(checkpoint, base_config, files["detection"], files["recognition"], settings)
 
 
 @pytest.fixture(scope="session")

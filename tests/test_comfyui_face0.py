@@ -1,6 +1,7 @@
-"""Tier 2: Face0 in a real ComfyUI: the published portrait workflow runs (random weights), the
-conditioning handed to the sampler carries the face in exactly the last 3 positions, and Face0
-Guider is the documented combination of ComfyUI's own predictions."""
+"""Tier 2: Face0 in a real ComfyUI: the published portrait workflow runs on the file a short
+training run exported (comfy_models.train_face0), the conditioning handed to the sampler
+carries the face in exactly the last 3 positions, ComfyUI's LoRA loader patches every module
+of the file, and Face0 Guider is the documented combination of ComfyUI's own predictions."""
 
 import json
 from pathlib import Path
@@ -41,3 +42,5 @@ def test_the_sampler_gets_the_face_in_the_last_three_positions_and_the_documente
     assert result["combination_vs_hand"] <= 1e-5 * max(1.0, result["combination_scale"]), result
     assert result["zero_weights_vs_cfg"] <= 1e-6, result  # the same ops as ComfyUI's cfg_function
     assert result["lora_changes_the_model"] > 1e-3, result
+    # the file a training run exported (a LoRA on every linear layer and convolution): each module one weight
+    assert result["patched_weights"] == result["file_modules"] == 69, result
