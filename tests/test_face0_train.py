@@ -4,6 +4,7 @@ the run learns, resumes exactly, and exports a file the Face0 loader and ComfyUI
 key mapping read."""
 
 import json
+import shutil
 import statistics
 from dataclasses import replace
 
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 from face0_fixtures import BASE_CONFIG, RESOLUTION, SHARD_SIZE, SIDECAR, TOO_SMALL, UNREADABLE, USABLE, tiny_face0_run
 from safetensors import safe_open
 from safetensors.torch import load_file
+from train_gradients import next_batch_gradients, two_gloo_processes
 
 from facex_core.errors import ConfigError, FaceXError, UsageError
 from facex_core.face0.projector import Face0Config
@@ -294,6 +296,39 @@ def test_resuming_with_another_lora_rank_is_refused(face0_data, tmp_path):
     Face0Trainer(config).run()
     with pytest.raises(FaceXError, match="holds a run with other lora_rank"):
         Face0Trainer(replace(config, lora_rank=8, steps=2))
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_average_the_gradients_of_one_process_on_the_same_batch(face0_data, tmp_path):
+    """As shipped: DDP, gradient checkpointing, accumulation (2 micro-batches of 1 per process),
+    the attention LoRA; one step into a run (the LoRA's B no longer zero, so every trainable
+    parameter has a gradient), on a batch of 4 in which some samples drop the face (the
+    projector's output is then in no sample's loss of that micro-batch: DDP must still reduce)."""
+    # the second batch (samples 4-7, seed 0): face and prompt, face dropped, prompt dropped, face and prompt
+    dropout = dict(face_dropout=0.3, text_dropout=0.2, both_dropout=0.0)
+    start = tmp_path / "start"
+    Face0Trainer(tiny_face0_run(face0_data, start, steps=1, batch=4, micro_batch=4, learning_rate=1e-3,
+                                **dropout)).run()
+    for name in ("one", "two"):
+        shutil.copytree(start, tmp_path / name)
+    settings = dict(steps=2, batch=4, learning_rate=1e-3, gradient_checkpointing=True, **dropout)
+    gradients = two_gloo_processes(tiny_face0_run(face0_data, tmp_path / "two", micro_batch=1, **settings), tmp_path)
+    two = load_file(str(gradients))
+    one_process = Face0Trainer(tiny_face0_run(face0_data, tmp_path / "one", micro_batch=4, **settings))
+    assert one_process.step == 1 and one_process.accumulation == 1
+    samples = next(iter(one_process.loader(2)))["sample"]
+    face_dropped, text_dropped = ConditionDropout(0.3, 0.2, 0.0).split(draw(samples, 0, (4, 8, 8), 1000, 0.0).chance)
+    assert (face_dropped.tolist(), text_dropped.tolist()) == ([False, True, False, False], [False, False, True, False])
+    one = next_batch_gradients(one_process)
+    trainable = {name for name, parameter in one_process.training_model.named_parameters() if parameter.requires_grad}
+    assert two.keys() == one.keys() == trainable
+    zero = [name for gradients in (one, two) for name, gradient in gradients.items() if not gradient.any()]
+    assert not zero, zero
+    for name in one:
+        # gloo's all-reduce and the accumulation sum the four samples in another order than one process does
+        torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-7, msg=name)
+    with safe_open(str(gradients), "pt") as handle:
+        assert handle.metadata() == {"processes": "2", "backend": "gloo", "accumulation": "2"}
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ gradients across processes like one process, and exports a file `edit` runs."""
 import json
 import math
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
 from train_fixtures import CLIP_FOLDERS, TrainData, tiny_run
-from train_gradients import first_batch_gradients
+from train_gradients import next_batch_gradients, two_gloo_processes
 
 from facex_core.__main__ import main as facex_main
 from facex_core.errors import ConfigError
@@ -156,8 +155,8 @@ def test_resuming_with_other_settings_is_refused(train_data, tmp_path):
 
 
 def test_gradient_checkpointing_changes_no_gradient(train_data, live_start, tmp_path):
-    plain = first_batch_gradients(Trainer(tiny_run(train_data, tmp_path / "a", init_from=str(live_start))))
-    checkpointed = first_batch_gradients(Trainer(tiny_run(train_data, tmp_path / "b", gradient_checkpointing=True,
+    plain = next_batch_gradients(Trainer(tiny_run(train_data, tmp_path / "a", init_from=str(live_start))))
+    checkpointed = next_batch_gradients(Trainer(tiny_run(train_data, tmp_path / "b", gradient_checkpointing=True,
                                                           init_from=str(live_start))))
     assert plain.keys() == checkpointed.keys()
     # with live FRC projections every gradient is non-zero (a batch of 2 drops no condition: null_context has none)
@@ -175,29 +174,16 @@ def test_the_micro_batch_fits_the_process_count():
         micro_batch_size(32, 3, 8)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_gloo_processes_average_the_gradients_of_one_process_on_the_same_batch(train_data, live_start,
                                                                                    tmp_path):
     """As shipped: DDP, gradient checkpointing and accumulation (2 micro-batches of 1 per
     process), from live FRC projections, on a batch of 4 that drops one sample's condition
     (sample 3), so that every trainable parameter, null_context included, has a gradient."""
-    config = shipped_way(train_data, live_start, tmp_path / "two", batch=4)
-    (tmp_path / "two.json").write_text(json.dumps(config.to_dict()))
-    env = os.environ | {"PYTHONPATH": str(HERE.parent), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-               "--master_port", str(_free_port()),
-               str(HERE / "train_gradients.py"), str(tmp_path / "two.json"), str(tmp_path / "two.safetensors")]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    two = load_file(str(tmp_path / "two.safetensors"))
+    gradients = two_gloo_processes(shipped_way(train_data, live_start, tmp_path / "two", batch=4), tmp_path)
+    two = load_file(str(gradients))
     one_process = Trainer(shipped_way(train_data, live_start, tmp_path / "one", batch=4, micro_batch=4))
-    one = first_batch_gradients(one_process)
+    one = next_batch_gradients(one_process)
     assert one_process.accumulation == 1
     trainable = {name for name, parameter in one_process.facex.named_parameters() if parameter.requires_grad}
     assert two.keys() == one.keys() == trainable
@@ -206,7 +192,7 @@ def test_two_gloo_processes_average_the_gradients_of_one_process_on_the_same_bat
     for name in one:
         # gloo's all-reduce and the accumulation sum the four samples in another order than one process does
         torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-7, msg=name)
-    with safe_open(str(tmp_path / "two.safetensors"), "pt") as handle:
+    with safe_open(str(gradients), "pt") as handle:
         assert handle.metadata() == {"processes": "2", "backend": "gloo", "accumulation": "2"}
 
 
