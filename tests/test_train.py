@@ -78,20 +78,20 @@ def shipped_way(train_data: TrainData, live_start: Path, output: Path, **setting
 @pytest.mark.slow
 def test_an_interrupted_and_resumed_run_ends_with_the_parameters_of_an_uninterrupted_one(train_data, live_start,
                                                                                          tmp_path):
-    config = shipped_way(train_data, live_start, tmp_path / "whole", steps=6, checkpoint_every=3, learning_rate=1e-3)
+    config = shipped_way(train_data, live_start, tmp_path / "whole", steps=4, checkpoint_every=2, learning_rate=1e-3)
     whole = Trainer(config)
     assert whole.accumulation == 2
     whole.run()
     interrupted = replace(config, output=str(tmp_path / "interrupted"))
-    Trainer(interrupted).run(until=4)  # stops after step 4: the last checkpoint is step 4
-    (tmp_path / "interrupted" / "checkpoints" / "step_0000005.partial").mkdir()  # a crash while saving
+    Trainer(interrupted).run(until=3)  # stops after step 3: the last checkpoint is step 3
+    (tmp_path / "interrupted" / "checkpoints" / "step_0000004.partial").mkdir()  # a crash while saving
     resumed = Trainer(interrupted)
-    assert resumed.step == 4
+    assert resumed.step == 3
     resumed.run()
     pairs = zip(whole.facex.state_dict().items(), resumed.facex.state_dict().values(), strict=True)
     for (name, expected), actual in pairs:
         assert torch.equal(expected, actual), name
-    assert whole.losses[4:] == resumed.losses
+    assert whole.losses[3:] == resumed.losses
     start = read_checkpoint(live_start).facex_model().state_dict()
     moved = {name: not torch.equal(value, start[name]) for name, value in resumed.facex.named_parameters()}
     assert all(moved.values()), [name for name, did in moved.items() if not did]  # equal because trained alike
@@ -103,11 +103,11 @@ def test_an_interrupted_and_resumed_fp16_run_ends_as_an_uninterrupted_one(train_
     """The paper's V100 path: fp16 with accelerate's loss scaler, whose state the checkpoint
     carries. In its own process (accelerate fixes the precision once per process); on a
     CPU with accelerate's GPU fp16 switched on there (train_fp16.py says how)."""
-    config = tiny_run(train_data, tmp_path / "unused", steps=4, checkpoint_every=2, learning_rate=1e-3,
+    config = tiny_run(train_data, tmp_path / "unused", steps=2, checkpoint_every=1, learning_rate=1e-3,
                       mixed_precision="fp16", init_from=str(live_start))
     (tmp_path / "fp16.json").write_text(json.dumps(config.to_dict()))
     env = os.environ | {"PYTHONPATH": str(HERE.parent)}
-    done = subprocess.run([sys.executable, str(HERE / "train_fp16.py"), str(tmp_path / "fp16.json"), "2",
+    done = subprocess.run([sys.executable, str(HERE / "train_fp16.py"), str(tmp_path / "fp16.json"), "1",
                            str(tmp_path)], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     ends = {}
@@ -119,11 +119,11 @@ def test_an_interrupted_and_resumed_fp16_run_ends_as_an_uninterrupted_one(train_
     record_property("device", device)
     print(f"fp16 resume test ran on {device}")
     # the checkpoint resumed from holds a scaler that has moved: a fresh one would differ from it
-    saved = read_checkpoint(tmp_path / "resumed" / "checkpoints" / "step_0000002").state["grad_scaler"]
+    saved = read_checkpoint(tmp_path / "resumed" / "checkpoints" / "step_0000001").state["grad_scaler"]
     fresh = torch.amp.GradScaler(torch.device(device).type, growth_interval=2)
     assert (saved["scale"], saved["_growth_tracker"]) != (fresh.get_scale(), 0), (device, saved)
     assert json.loads(resumed["grad_scaler"]) == json.loads(whole["grad_scaler"]), device
-    assert json.loads(resumed["losses"]) == json.loads(whole["losses"])[2:], device
+    assert json.loads(resumed["losses"]) == json.loads(whole["losses"])[1:], device
     assert all(math.isfinite(loss) for loss in json.loads(whole["losses"]))
     assert whole_parameters.keys() == resumed_parameters.keys()
     for name, expected in whole_parameters.items():
