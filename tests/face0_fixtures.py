@@ -81,8 +81,8 @@ def face0_data(tmp_path_factory, models_dir) -> Face0Data:
 
 
 def tiny_face0_run(data: Face0Data, output: Path, **settings) -> Face0TrainConfig:
-    """A Face0 run on the prepared portraits: plain float32, no gradient checkpointing, a rank-4 LoRA."""
+    """A Face0 run on the prepared portraits: plain float32, no gradient checkpointing, a rank-4 LoRA, no validation."""
     values = dict(checkpoint=str(data.checkpoint), prepared=str(data.prepared), output=str(output),
                   base_config=BASE_CONFIG, lora_rank=4, lora_alpha=4.0, batch=2, micro_batch=2, mixed_precision="no",
-                  gradient_checkpointing=False, workers=0, checkpoint_every=1000)
+                  gradient_checkpointing=False, workers=0, checkpoint_every=1000, validate_every=0)
     return Face0TrainConfig(**(values | settings))

@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from face0_fixtures import BASE_CONFIG, RESOLUTION, SHARD_SIZE, SIDECAR, TOO_SMALL, UNREADABLE, USABLE, tiny_face0_run
+from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
 from train_gradients import next_batch_gradients, two_gloo_processes
@@ -24,7 +25,7 @@ from facex_core.faces.detect import DetectedFace
 from facex_core.image_files import read_image_file
 from facex_core.model import sd_checkpoint
 from facex_core.model.prompts import encode_prompts
-from facex_core.model.sampling import encode
+from facex_core.model.sampling import decode, encode
 from facex_core.model.sd_checkpoint import load_text_encoder, load_unet, load_vae
 from facex_core.testing.sd_checkpoint import unet_module_map
 from facex_core.train.__main__ import main as train_main
@@ -36,6 +37,7 @@ from facex_core.train.face0.dataset import Face0Stream, read_face0_shards
 from facex_core.train.face0.prepare import SquareCrop, training_face
 from facex_core.train.face0.step import ConditionDropout
 from facex_core.train.face0.trainer import LORA_SELECTORS, Face0Trainer, add_lora, lora_modules
+from facex_core.train.grids import VALIDATION_SEED_OFFSET
 from facex_core.train.step import draw
 
 # --- captions ---
@@ -334,12 +336,31 @@ def test_two_gloo_processes_average_the_gradients_of_one_process_on_the_same_bat
 @pytest.fixture(scope="module")
 def exported(face0_data, tmp_path_factory):
     """A finished 2-step run through the command line (its config file has "stage": "face0"),
-    its LoRA on every linear layer and convolution (the attention projections among them)."""
+    its LoRA on every linear layer and convolution (the attention projections among them),
+    with a validation grid at step 2."""
     output = tmp_path_factory.mktemp("face0_exported")
-    config = tiny_face0_run(face0_data, output / "run", steps=2, learning_rate=1e-3, lora_layers="all")
+    config = tiny_face0_run(face0_data, output / "run", steps=2, learning_rate=1e-3, lora_layers="all",
+                            validate_every=2, validation_samples=2, validation_steps=2)
     (output / "config.json").write_text(json.dumps(config.to_dict()))
     assert train_main(["train", "--config", str(output / "config.json")]) == 0
     return output / "run"
+
+
+def test_the_validation_grid_shows_each_image_and_what_its_caption_face_and_both_make(exported, face0_data):
+    grid = np.asarray(Image.open(exported / "validation" / "step_0000002.png")).astype(np.float32)
+    assert grid.shape == (2 * RESOLUTION, 4 * RESOLUTION, 3)
+    assert list((exported / "logs").rglob("events.out.tfevents.*"))
+    stream = Face0Stream(read_face0_shards(face0_data.prepared), VALIDATION_SEED_OFFSET)  # the run's seed is 0
+    latents = torch.stack([stream[index]["latents"] for index in range(2)])
+    with torch.no_grad():
+        images = decode(load_vae(face0_data.checkpoint, BASE_CONFIG), latents)
+    expected = images.reshape(-1, RESOLUTION, 3).numpy() * 255
+    # the first column is the samples' own latents decoded; to_uint8 rounds, float32 decoders differ in the last bits
+    assert np.abs(grid[:, :RESOLUTION] - expected).max() <= 1.0
+    columns = [grid[:, k * RESOLUTION:(k + 1) * RESOLUTION] for k in range(1, 4)]
+    # caption alone, face alone, both: three conditionings of the same noise give three images
+    for first, second in ((0, 1), (0, 2), (1, 2)):
+        assert np.abs(columns[first] - columns[second]).mean() > 1.0, (first, second)
 
 
 def test_a_finished_run_exports_a_face0_file_that_loads(exported, face0_data):
@@ -431,6 +452,7 @@ def test_the_face0_config_ships_with_its_stated_defaults():
     with pytest.raises(ConfigError, match="unet must be one of lora, full, not 'half'"):
         run_config("face0", ["unet=half"])
     assert config.lora_layers == "attention"
+    assert (config.validate_every, config.validation_samples, config.validation_steps) == (1000, 4, 30)
     with pytest.raises(ConfigError, match="lora_layers must be one of attention, all, not 'mlp'"):
         run_config("face0", ["lora_layers=mlp"])
     assert type(run_config("generalist", [])).__name__ == "TrainConfig"

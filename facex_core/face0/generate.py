@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler
+from diffusers import DDIMScheduler, UNet2DConditionModel
 
 from ..errors import ImageWithoutFaceError, ModelFileError, NoFaceError
 from ..faces.crops import detect_and_align
@@ -86,23 +86,37 @@ class Face0Generator:
         """The image [1, S, S, 3] (0..1) at the resolution the Face0 file was trained at."""
         sd, config = self.sd, self.face0.config
         negative, text, empty = encode_prompts(sd.text_encoder, [settings.negative, prompt, ""]).split(1)
-        faces = self.face0.projector(embedding.to(self.device))
-        contexts = {"uncond": negative, "text": text, "face": override_last_tokens(empty, faces),
-                    "both": override_last_tokens(text, faces)}
-        terms = ("uncond", *needed_terms(settings.text_weight, settings.face_weight, settings.guidance))
-        context = torch.cat([contexts[term] for term in terms]).to(sd.unet.dtype)
-        scheduler = DDIMScheduler.from_config(sd.scheduler_config)
-        scheduler.set_timesteps(settings.steps)
+        contexts = face0_contexts(negative, text, empty, self.face0.projector(embedding.to(self.device)))
         factor = 2 ** (len(sd.vae.config.block_out_channels) - 1)
         shape = (1, sd.unet.config.in_channels, config.resolution // factor, config.resolution // factor)
-        noise = torch.randn(shape, generator=torch.Generator().manual_seed(settings.seed))
-        latents = noise.to(self.device, sd.unet.dtype) * scheduler.init_noise_sigma
-        for timestep in scheduler.timesteps:
-            model_input = scheduler.scale_model_input(latents.expand(len(terms), -1, -1, -1), timestep)
-            outputs = sd.unet(model_input, timestep, encoder_hidden_states=context).sample.chunk(len(terms))
-            predictions = dict(zip(terms, outputs, strict=True))
-            guided = face0_guidance(predictions["uncond"], predictions.get("text"), predictions.get("face"),
-                                    predictions.get("both"), settings.text_weight, settings.face_weight,
-                                    settings.guidance)
-            latents = scheduler.step(guided, timestep, latents).prev_sample
-        return decode(sd.vae, latents)
+        return decode(sd.vae, sample_face0(sd.unet, sd.scheduler_config, contexts, shape, settings))
+
+
+def face0_contexts(negative: torch.Tensor, text: torch.Tensor, empty: torch.Tensor,
+                   faces: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The four conditionings the guidance weighs, from the encodings [N, T, C] of the negative
+    prompt, the prompt and the empty prompt, and the projector's face tokens [N, 3, C]."""
+    return {"uncond": negative, "text": text, "face": override_last_tokens(empty, faces),
+            "both": override_last_tokens(text, faces)}
+
+
+@torch.no_grad()
+def sample_face0(unet: UNet2DConditionModel, scheduler_config: dict, contexts: dict[str, torch.Tensor],
+                 shape: tuple[int, ...], settings: Face0Sampling) -> torch.Tensor:
+    """Latents [N, C, h, w] sampled from seeded noise of `shape` by DDIM with the Face0
+    guidance: one UNet call per step for the conditionings whose weight is not 0."""
+    terms = ("uncond", *needed_terms(settings.text_weight, settings.face_weight, settings.guidance))
+    context = torch.cat([contexts[term] for term in terms]).to(unet.dtype)
+    scheduler = DDIMScheduler.from_config(scheduler_config)
+    scheduler.set_timesteps(settings.steps)
+    noise = torch.randn(shape, generator=torch.Generator().manual_seed(settings.seed))
+    latents = noise.to(unet.device, unet.dtype) * scheduler.init_noise_sigma
+    for timestep in scheduler.timesteps:
+        model_input = scheduler.scale_model_input(latents.repeat(len(terms), 1, 1, 1), timestep)
+        outputs = unet(model_input, timestep, encoder_hidden_states=context).sample.chunk(len(terms))
+        predictions = dict(zip(terms, outputs, strict=True))
+        guided = face0_guidance(predictions["uncond"], predictions.get("text"), predictions.get("face"),
+                                predictions.get("both"), settings.text_weight, settings.face_weight,
+                                settings.guidance)
+        latents = scheduler.step(guided, timestep, latents).prev_sample
+    return latents

@@ -3,7 +3,9 @@ split of the effective batch into micro-batches, the step loop, checkpoints and 
 
 A run (the FaceX trainer, the Face0 trainer) builds its model, an nn.Module whose
 forward(batch) returns the batch's mean loss, and a stream of numbered samples; it says
-what a checkpoint holds, how one is loaded back and what the run exports. One process per
+what a checkpoint holds, how one is loaded back, what the run exports and what its
+validation grid shows (made every `validate_every` steps by the main process, saved under
+validation/ and logged to TensorBoard). One process per
 GPU (or the CPU), DDP across them: each process takes `micro_batch` samples per forward
 pass and the rest is gradient accumulation, so any number of processes trains the same
 run. fp16 (GPUs without bf16) scales the loss with accelerate's GradScaler, whose state is
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+import numpy as np
 import torch
 from accelerate import Accelerator, PartialState
 from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration
@@ -24,6 +27,7 @@ from tqdm import tqdm
 from ..errors import ConfigError, FaceXError
 from .checkpoints import Checkpoint, latest_checkpoint, save_checkpoint
 from .dataset import GlobalBatches, to_device
+from .grids import save_grid
 from .prepare import chunks
 
 WEIGHT_DTYPES = {"no": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -105,8 +109,9 @@ class Engine:
         """Write the run's weight file `out` from a checkpoint folder."""
         raise NotImplementedError
 
-    def after_step(self) -> None:
-        """Work a run does between steps besides logging and checkpoints (FaceX: validation grids)."""
+    def validation_image(self) -> np.ndarray:
+        """[H, W, 3] uint8: what the model makes of the run's fixed validation samples now."""
+        raise NotImplementedError
 
     # --- the loop ---
 
@@ -156,7 +161,8 @@ class Engine:
                 accelerator.log({"loss": mean, "learning_rate": config.learning_rate}, step=self.step)
             if self.step % config.checkpoint_every == 0 or self.step == stop:
                 self.save()
-            self.after_step()
+            if config.validate_every and self.step % config.validate_every == 0 and accelerator.is_main_process:
+                self.validate()
         progress.close()
         accelerator.end_training()
         if self.step < config.steps:
@@ -166,6 +172,14 @@ class Engine:
             self.export(latest_checkpoint(self.output).folder, out)
         accelerator.wait_for_everyone()
         return out
+
+    def validate(self) -> Path:
+        """This step's validation grid, saved as PNG and logged to TensorBoard."""
+        with self.accelerator.autocast():
+            grid = self.validation_image()
+        self.accelerator.get_tracker("tensorboard").log_images({"validation": grid[None]}, step=self.step,
+                                                               dataformats="NHWC")
+        return save_grid(grid, self.output / "validation", self.step)
 
     def save(self) -> None:
         accelerator = self.accelerator

@@ -13,6 +13,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..errors import FaceXError
@@ -32,8 +33,9 @@ from .checkpoints import FACEX_KEYS, Checkpoint, export, fine_tune_start, traina
 from .config import TrainConfig
 from .dataset import PairStream, read_shards, split_clips, to_device
 from .engine import WEIGHT_DTYPES, Engine
+from .grids import VALIDATION_SEED_OFFSET, validation_batch
 from .step import TrainingModel
-from .validation import VALIDATION_SEED_OFFSET, save_grid, validation_batch, validation_grid
+from .validation import validation_grid
 
 VALIDATION_GUIDANCE = 3.0
 
@@ -120,27 +122,14 @@ class Trainer(Engine):
     def export(self, checkpoint: Path, out: Path) -> Path:
         return export(checkpoint, out)
 
-    def after_step(self) -> None:
-        if self.config.validate_every and self.step % self.config.validate_every == 0:
-            self.validate()
-
     @cached_property
     def validation_pairs(self) -> dict:
         """The validation samples on the device: the same at every validation, read once."""
         batch = validation_batch(self.validation_stream, self.config.validation_samples)
         return to_device(batch, self.accelerator.device)
 
-    def validate(self) -> Path | None:
-        """A validation grid (main process): saved as PNG and logged to TensorBoard."""
-        accelerator = self.accelerator
-        if not accelerator.is_main_process:
-            return None
-        config = self.config
-        batch = self.validation_pairs
-        settings = SamplingSettings(config.validation_steps, VALIDATION_GUIDANCE, config.seed)
-        with accelerator.autocast():
-            grid = validation_grid(accelerator.unwrap_model(self.model), batch, self.sd.vae, self.sd.scheduler_config,
-                                   settings)
-        accelerator.get_tracker("tensorboard").log_images({"validation": grid[None]}, step=self.step,
-                                                          dataformats="NHWC")
-        return save_grid(grid, self.output / "validation", self.step)
+    def validation_image(self) -> np.ndarray:
+        """Per validation pair: source | I_R | target | generated (validation.py)."""
+        settings = SamplingSettings(self.config.validation_steps, VALIDATION_GUIDANCE, self.config.seed)
+        return validation_grid(self.accelerator.unwrap_model(self.model), self.validation_pairs, self.sd.vae,
+                               self.sd.scheduler_config, settings)

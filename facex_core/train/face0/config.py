@@ -23,7 +23,7 @@ LORA_LAYERS = ("attention", "all")  # which UNet layers get the LoRA (train/face
 class Face0TrainConfig(RunSettings):
     checkpoint: str  # Stable Diffusion single file the UNet part is trained on (the one prepare-face0 used)
     prepared: str  # folder written by `prepare-face0`
-    output: str  # run folder: checkpoints, logs, the exported Face0 file
+    output: str  # run folder: checkpoints, logs, validation grids, the exported Face0 file
     stage: str = STAGE
     base_config: str = "sd15"  # kept diffusers config of the checkpoint (facex_core/model/configs)
     unet: str = "lora"  # "lora": a LoRA of the UNet's lora_layers; "full": the whole UNet (lr ~1e-5 or lower)
@@ -46,6 +46,9 @@ class Face0TrainConfig(RunSettings):
     log_every: int = 10
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
+    validate_every: int = 1000
+    validation_samples: int = 4  # training images (grids.py: a stream of their own)
+    validation_steps: int = 30
 
     resume_fixed: ClassVar[tuple[str, ...]] = (
         "batch", "seed", "base_config", "unet", "lora_layers", "lora_rank", "lora_alpha", "learning_rate",

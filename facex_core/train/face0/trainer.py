@@ -10,7 +10,8 @@ LoCon: more to learn with, a larger file). Its weights stay float32 on a UNet he
 mixed-precision dtype; a full fine-tune keeps the UNet float32 (master weights) and
 autocasts. A checkpoint holds the projector and the UNet part in float32 (the LoRA as
 peft's state dict, or the whole UNet), the optimizer and the step; every random draw
-follows from (seed, sample number), so that is all an exact resume needs. The export
+follows from (seed, sample number), so that is all an exact resume needs. Validation
+grids (validation.py) sample the caption, the face and both for a few training images. The export
 writes the Face0 file (face0/weights.py): the LoRA in kohya naming as fp16, or, for a
 full fine-tune, the differences from the base checkpoint's UNet as bf16 (fp16 would
 flush differences below 6e-5 to zero).
@@ -20,10 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
+from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import torch
-from diffusers import UNet2DConditionModel
+from diffusers import AutoencoderKL, UNet2DConditionModel
 from diffusers.training_utils import cast_training_params
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
@@ -34,12 +37,15 @@ from ...face0.projector import Face0Config, Face0Projector
 from ...face0.weights import full_unet_patches, peft_to_kohya, save_face0
 from ...ford.checkpoint import load_strict, under_prefix
 from ...model.kept_configs import config_family, scheduler_config
-from ...model.sd_checkpoint import load_unet
+from ...model.sd_checkpoint import load_unet, load_vae
 from ..checkpoints import Checkpoint, read_checkpoint
+from ..dataset import to_device
 from ..engine import WEIGHT_DTYPES, Engine
+from ..grids import VALIDATION_SEED_OFFSET, validation_batch
 from .config import Face0TrainConfig
 from .dataset import Face0Data, Face0Stream, read_face0_shards
 from .step import ConditionDropout, Face0TrainingModel
+from .validation import face0_validation_grid
 
 ATTENTION_PROJECTIONS = (".to_q", ".to_k", ".to_v", ".to_out.0")  # diffusers' train_text_to_image_lora.py targets
 # config lora_layers -> whether a UNet module (by its path and itself) gets a LoRA
@@ -80,6 +86,7 @@ class Face0Trainer(Engine):
         data = read_face0_shards(config.prepared)
         _check_prepared(data, config)
         self.stream = Face0Stream(data, config.seed)
+        self.validation_stream = Face0Stream(data, config.seed + VALIDATION_SEED_OFFSET)
         device = self.accelerator.device
         full = config.unet == "full"
         unet = load_unet(config.checkpoint, config.base_config, device,
@@ -132,6 +139,23 @@ class Face0Trainer(Engine):
 
     def export(self, checkpoint: Path, out: Path) -> Path:
         return export_face0(checkpoint, out)
+
+    @cached_property
+    def validation_samples(self) -> dict:
+        """The validation samples on the device: the same at every validation, read once."""
+        return to_device(validation_batch(self.validation_stream, self.config.validation_samples),
+                         self.accelerator.device)
+
+    @cached_property
+    def vae(self) -> AutoencoderKL:
+        """The checkpoint's VAE, loaded at the first validation (training itself reads stored latents)."""
+        config = self.config
+        return load_vae(config.checkpoint, config.base_config, self.accelerator.device).requires_grad_(False).eval()
+
+    def validation_image(self) -> np.ndarray:
+        """Per validation sample: image | caption alone | face alone | caption and face (validation.py)."""
+        return face0_validation_grid(self.training_model, self.validation_samples, self.vae,
+                                     self.config.validation_steps, self.config.seed)
 
 
 def _check_prepared(data: Face0Data, config: Face0TrainConfig) -> None:
