@@ -4,9 +4,13 @@ the run learns, resumes exactly, and exports a file the Face0 loader and ComfyUI
 key mapping read."""
 
 import json
+import os
 import shutil
 import statistics
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -435,6 +439,30 @@ def test_a_full_fine_tune_exports_weight_differences(face0_data, tmp_path):
     # bf16 keeps 3 significant digits of the difference
     torch.testing.assert_close(base[f"{name}.weight"] + diff.float(), trained[f"unet.{name}.weight"],
                                rtol=0, atol=float(diff.float().abs().max()) * 1e-2)
+
+
+@pytest.mark.slow
+def test_the_shipped_precision_bf16_trains_validates_and_exports_from_the_command_line(face0_data, tmp_path):
+    """The shipped config's way (bf16, gradient checkpointing, a float32 LoRA on a bf16 UNet),
+    validation grid included, in its own process: accelerate fixes the precision once per process."""
+    config = tiny_face0_run(face0_data, tmp_path / "run", steps=2, learning_rate=1e-3, mixed_precision="bf16",
+                            gradient_checkpointing=True, validate_every=2, validation_samples=2, validation_steps=2)
+    (tmp_path / "bf16.json").write_text(json.dumps(config.to_dict()))
+    env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-m", "facex_core.train", "train", "--config", str(tmp_path / "bf16.json")],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trained = latest_checkpoint(tmp_path / "run").weights
+    assert all(value.isfinite().all() for value in trained.values())
+    initial = Face0Trainer(tiny_face0_run(face0_data, tmp_path / "fresh")).checkpoint_contents()[0]
+    assert trained.keys() == initial.keys()
+    moved = [name for name in trained if not torch.equal(trained[name], initial[name])]
+    lora_b = [name for name in trained if ".lora_B." in name]
+    assert set(lora_b) <= set(moved) and any(name.startswith("projector.") for name in moved)
+    grid = np.asarray(Image.open(tmp_path / "run" / "validation" / "step_0000002.png"))
+    assert grid.shape == (2 * RESOLUTION, 4 * RESOLUTION, 3)
+    loaded = load_face0(tmp_path / "run" / "face0_sd15.safetensors")
+    assert loaded.projector(torch.ones(1, 512)).isfinite().all()
 
 
 # --- configs ---
