@@ -15,6 +15,8 @@ checkpointed with the run.
 from __future__ import annotations
 
 import contextlib
+from abc import ABC, abstractmethod
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,7 @@ from tqdm import tqdm
 from ..errors import ConfigError, FaceXError
 from .checkpoints import Checkpoint, latest_checkpoint, save_checkpoint
 from .dataset import GlobalBatches, to_device
-from .grids import save_grid
+from .grids import save_grid, validation_batch
 from .prepare import chunks
 
 WEIGHT_DTYPES = {"no": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -43,9 +45,10 @@ def micro_batch_size(batch: int, world: int, most: int) -> int:
     return fitting[0]
 
 
-class Engine:
-    """The accelerate side of a run. A subclass builds its model and stream, then calls
-    `start`; it names its tracker (`project`) and fills in the hooks below."""
+class Engine(ABC):
+    """The accelerate side of a run. A subclass builds its model, its stream and its
+    validation stream, then calls `start`; it names its tracker (`project`) and fills in the
+    hooks below."""
 
     project = "training"
 
@@ -63,6 +66,7 @@ class Engine:
             raise ConfigError(f"mixed_precision fp16 needs a CUDA GPU: accelerate autocasts and scales the loss for "
                               f"fp16 only there. On {self.accelerator.device.type} use bf16 or no.")
         self.stream: Dataset | None = None  # the subclass's stream of numbered samples
+        self.validation_stream: Dataset | None = None  # ... and of the samples its validation grids show
         self.losses: list[float] = []
 
     def start(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
@@ -92,26 +96,33 @@ class Engine:
 
     # --- what a run fills in ---
 
+    @abstractmethod
     def load_weights(self, model: torch.nn.Module, saved: Checkpoint) -> None:
         """Put a checkpoint's trainable weights into the model."""
-        raise NotImplementedError
 
+    @abstractmethod
     def checkpoint_contents(self) -> tuple[dict[str, torch.Tensor], dict]:
         """(trainable weights in float32, state.json entries) of the current step."""
-        raise NotImplementedError
 
     @property
+    @abstractmethod
     def exported_path(self) -> Path:
         """Where a finished run writes its weight file."""
-        raise NotImplementedError
 
+    @abstractmethod
     def export(self, checkpoint: Path, out: Path) -> Path:
         """Write the run's weight file `out` from a checkpoint folder."""
-        raise NotImplementedError
 
+    @abstractmethod
     def validation_image(self) -> np.ndarray:
         """[H, W, 3] uint8: what the model makes of the run's fixed validation samples now."""
-        raise NotImplementedError
+
+    @cached_property
+    def validation_samples(self) -> dict:
+        """The first `validation_samples` of the validation stream on the device: the same at
+        every validation, read once."""
+        batch = validation_batch(self.validation_stream, self.config.validation_samples)
+        return to_device(batch, self.accelerator.device)
 
     # --- the loop ---
 

@@ -10,7 +10,6 @@ gradients, and only they are synced, saved and exported.
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +30,9 @@ from ..model.weights import CLIP_PREFIX
 from . import clip_tokens
 from .checkpoints import FACEX_KEYS, Checkpoint, export, fine_tune_start, trainable_state
 from .config import TrainConfig
-from .dataset import PairStream, read_shards, split_clips, to_device
+from .dataset import PairStream, read_shards, split_clips
 from .engine import WEIGHT_DTYPES, Engine
-from .grids import VALIDATION_SEED_OFFSET, validation_batch
+from .grids import VALIDATION_SEED_OFFSET
 from .step import TrainingModel
 from .validation import validation_grid
 
@@ -122,14 +121,8 @@ class Trainer(Engine):
     def export(self, checkpoint: Path, out: Path) -> Path:
         return export(checkpoint, out)
 
-    @cached_property
-    def validation_pairs(self) -> dict:
-        """The validation samples on the device: the same at every validation, read once."""
-        batch = validation_batch(self.validation_stream, self.config.validation_samples)
-        return to_device(batch, self.accelerator.device)
-
     def validation_image(self) -> np.ndarray:
         """Per validation pair: source | I_R | target | generated (validation.py)."""
         settings = SamplingSettings(self.config.validation_steps, VALIDATION_GUIDANCE, self.config.seed)
-        return validation_grid(self.accelerator.unwrap_model(self.model), self.validation_pairs, self.sd.vae,
+        return validation_grid(self.accelerator.unwrap_model(self.model), self.validation_samples, self.sd.vae,
                                self.sd.scheduler_config, settings)

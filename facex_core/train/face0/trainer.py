@@ -39,9 +39,8 @@ from ...ford.checkpoint import load_strict, under_prefix
 from ...model.kept_configs import config_family, scheduler_config
 from ...model.sd_checkpoint import load_unet, load_vae
 from ..checkpoints import Checkpoint, read_checkpoint
-from ..dataset import to_device
 from ..engine import WEIGHT_DTYPES, Engine
-from ..grids import VALIDATION_SEED_OFFSET, validation_batch
+from ..grids import VALIDATION_SEED_OFFSET
 from .config import Face0TrainConfig
 from .dataset import Face0Data, Face0Stream, read_face0_shards
 from .step import ConditionDropout, Face0TrainingModel
@@ -139,12 +138,6 @@ class Face0Trainer(Engine):
 
     def export(self, checkpoint: Path, out: Path) -> Path:
         return export_face0(checkpoint, out)
-
-    @cached_property
-    def validation_samples(self) -> dict:
-        """The validation samples on the device: the same at every validation, read once."""
-        return to_device(validation_batch(self.validation_stream, self.config.validation_samples),
-                         self.accelerator.device)
 
     @cached_property
     def vae(self) -> AutoencoderKL:
